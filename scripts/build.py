@@ -1,0 +1,100 @@
+"""Build `dist/triverse-<version>.zip` with Blender's own extension tool, and validate it.
+
+    python3 scripts/build.py            # uses .venv/bpy50 (made on first use) for Blender's tool
+
+The manifest stays at the top level of the repository (one source of truth); Blender wants it beside
+`__init__.py`, so the package is staged first: copied for the build, symlinked for tests (live source).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _bootstrap  # noqa: E402
+
+ROOT = _bootstrap.ROOT
+PACKAGE = ROOT / "triverse_addon"
+MANIFEST = ROOT / "blender_manifest.toml"
+
+
+def manifest() -> dict:
+    """The parsed manifest."""
+    with open(MANIFEST, "rb") as f:
+        return tomllib.load(f)
+
+
+def _package_files() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+
+
+def stage(dest_parent: Path, link: bool) -> Path:
+    """Lay out `<dest_parent>/<id>/` as Blender loads an extension: package files plus the manifest."""
+    target = dest_parent / manifest()["id"]
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    elif target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for src in [*_package_files(), MANIFEST]:
+        dst = target / (src.relative_to(PACKAGE) if src != MANIFEST else MANIFEST.name)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if link:
+            os.symlink(src, dst)
+        else:
+            shutil.copy2(src, dst)
+    return target
+
+
+def blender_ext_tool(python: str) -> tuple[Path, Path]:
+    """Paths of Blender's `blender_ext.py` and its list of valid tags, from the bpy wheel of `python`."""
+    code = (
+        "import bpy,os;s=bpy.utils.system_resource('SCRIPTS');"
+        "print(os.path.join(s,'addons_core','bl_pkg','cli','blender_ext.py'));"
+        "print(os.path.join(s,'modules','_bpy_internal','extensions','tags.py'))"
+    )
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    lines = [line for line in out if line.endswith(".py")]
+    return Path(lines[-2]), Path(lines[-1])
+
+
+def build(out_dir: Path, python: str) -> Path:
+    """Stage, build with Blender's tool, validate the zip; return its path."""
+    tool, tags = blender_ext_tool(python)
+    staging = ROOT / "build" / "stage"
+    source = stage(staging, link=False)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    info = manifest()
+    zip_path = out_dir / f"{info['id']}-{info['version']}.zip"
+    zip_path.unlink(missing_ok=True)
+    run = [python, str(tool)]
+    subprocess.run([*run, "validate", str(source)], check=True)
+    subprocess.run([*run, "build", "--source-dir", str(source), "--output-filepath", str(zip_path),
+                    "--valid-tags", str(tags)], check=True)
+    subprocess.run([*run, "validate", str(zip_path)], check=True)
+    with zipfile.ZipFile(zip_path) as zf:
+        names = zf.namelist()
+    if "blender_manifest.toml" not in names or "__init__.py" not in names:
+        sys.exit(f"{zip_path} lacks the manifest or __init__.py beside it: {names}")
+    return zip_path
+
+
+def main() -> None:
+    """Command line."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output-dir", type=Path, default=ROOT / "dist")
+    parser.add_argument("--python", help="a Python with the bpy module (default: .venv/bpy50, made on first use)")
+    args = parser.parse_args()
+    python = args.python or str(_bootstrap.venv_python("bpy50"))
+    print(build(args.output_dir, python))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Headless tier: real Blender (the `bpy` module), the extension loaded as Blender loads extensions.
+
+The user folder is isolated before `bpy` is imported; the package is staged (symlinks: live source)
+into a custom extensions repository and enabled as `bl_ext.dev.triverse`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_USER = tempfile.mkdtemp(prefix="triverse-blender-user-")
+os.environ["BLENDER_USER_RESOURCES"] = _USER  # before `import bpy`, or prefs land in ~/.config
+os.environ.pop("TRIVERSE_API_KEY", None)
+os.environ.pop("TRIVERSE_API_URL", None)
+
+import addon_utils  # noqa: E402  (Blender's, importable once bpy is)
+import bpy  # noqa: E402
+
+import build  # noqa: E402  (scripts/build.py: the same staging the zip build uses)
+from standin_server import StandinServer  # noqa: E402
+
+MODULE = "bl_ext.dev.triverse"
+REPO_DIR = Path(_USER) / "dev-repo"
+_exit_status = 0
+
+
+def _enable_extension() -> None:
+    build.stage(REPO_DIR, link=True)
+    prefs = bpy.context.preferences
+    if not any(repo.module == "dev" for repo in prefs.extensions.repos):
+        prefs.extensions.repos.new(name="Dev", module="dev", custom_directory=str(REPO_DIR), source="USER")
+    addon_utils.enable(MODULE, default_set=True)
+    assert MODULE in prefs.addons, f"{MODULE} did not enable"
+
+
+_enable_extension()
+bpy.context.preferences.system.use_online_access = True
+
+
+def addon_prefs():
+    """The add-on's preferences, looked up by the extension's module name."""
+    return bpy.context.preferences.addons[MODULE].preferences
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[StandinServer]:
+    """The local stand-in for the service (API on 127.0.0.1, signed assets on 127.0.0.2)."""
+    with StandinServer(api_key="test-key") as srv:
+        yield srv
+
+
+@pytest.fixture()
+def standin(server: StandinServer, tmp_path: Path) -> Iterator[StandinServer]:
+    """The stand-in with no failure installed, and the add-on pointed at it with the right key."""
+    server.clear_failures()
+    server.requests.clear()
+    prefs = addon_prefs()
+    prefs.api_key = "test-key"
+    prefs.base_url = server.base_url
+    prefs.library_dir = str(tmp_path / "library")
+    prefs.use_library = True
+    bpy.context.preferences.system.use_online_access = True
+    yield server
+    prefs.api_key = ""
+    prefs.base_url = ""
+    prefs.library_dir = ""
+
+
+@pytest.fixture(autouse=True)
+def empty_scene() -> Iterator[None]:
+    """Each test starts from an empty file (read_homefile keeps the extension and its preferences)."""
+    bpy.ops.wm.read_homefile(use_empty=True)
+    yield
+
+
+def scene_counts() -> dict[str, int]:
+    """What a user would count: objects, meshes, materials, images, vertices, collections."""
+    return {
+        "objects": len(bpy.data.objects),
+        "meshes": len(bpy.data.meshes),
+        "materials": len(bpy.data.materials),
+        "images": len(bpy.data.images),
+        "vertices": sum(len(m.vertices) for m in bpy.data.meshes),
+        "collections": len(bpy.data.collections),
+    }
+
+
+def make_sample_glb(path: Path, *, subdivisions: int = 2, textured: bool = True) -> Path:
+    """A small textured model made by Blender's own exporter (then the scene is emptied again)."""
+    bpy.ops.wm.read_homefile(use_empty=True)
+    bpy.ops.mesh.primitive_monkey_add()
+    monkey = bpy.context.active_object
+    monkey.name = "Suzanne"
+    if subdivisions:
+        mod = monkey.modifiers.new("Subdivision", "SUBSURF")
+        mod.levels = subdivisions
+    bpy.ops.mesh.primitive_cube_add(location=(3, 0, 0))
+    bpy.context.active_object.parent = monkey
+    if textured:
+        image = bpy.data.images.new("checker", 64, 64)
+        image.generated_type = "COLOR_GRID"
+        image.pack()
+        mat = bpy.data.materials.new("Painted")
+        mat.use_nodes = True
+        tex = mat.node_tree.nodes.new("ShaderNodeTexImage")
+        tex.image = image
+        bsdf = mat.node_tree.nodes["Principled BSDF"]
+        mat.node_tree.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+        monkey.data.materials.append(mat)
+    bpy.ops.export_scene.gltf(filepath=str(path), export_format="GLB", export_apply=True)
+    bpy.ops.wm.read_homefile(use_empty=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_glb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A textured GLB made by Blender's exporter for this session."""
+    return make_sample_glb(tmp_path_factory.mktemp("assets") / "sample.glb")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # bpy 4.2 can crash at interpreter exit (exit code 139) once a class stayed registered
+    # (seen after a glTF export): leave with pytest's own status instead.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_status)

@@ -1,0 +1,419 @@
+"""The one path from a task UUID to a local model file, used by all three doors. No `bpy` module use.
+
+- `obtain_asset()` does it synchronously (console, scripts, `blender -b`).
+- `Job` runs it on a worker thread and hands progress and the result over through a queue
+  that the main thread drains (the sidebar).
+- `obtain_many()` runs it for many tasks on a bounded pool, yielding results in the order given
+  (the batch script), so the main thread can import each one as soon as it is its turn.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import tempfile
+import threading
+import time
+import uuid as uuidlib
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import errors, formats
+from .client import TaskStatus, TriverseClient
+from .config import Settings
+from .library import Library
+
+__all__ = [
+    "Asset",
+    "Job",
+    "check_ready",
+    "fetch_preview",
+    "obtain_asset",
+    "obtain_many",
+    "open_library",
+    "parse_task_uuid",
+]
+
+log = logging.getLogger(__name__)
+
+WAIT_POLL_FIRST = 2.0
+CANCEL_GRACE = 0.5  # seconds a cancelled worker gets to report before the job is declared cancelled
+PREVIEW_DIR = Path(tempfile.gettempdir()) / "triverse-previews"
+WAIT_POLL_MAX = 15.0
+
+StatusCallback = Callable[[TaskStatus], None]
+ProgressCallback = Callable[[int, "int | None"], None]
+
+
+def parse_task_uuid(text: str) -> str:
+    """The canonical form of a pasted task UUID (spaces, newlines, capitals, braces and urn: accepted)."""
+    cleaned = "".join(str(text).split()).strip("{}").lower()
+    if cleaned.startswith("urn:uuid:"):
+        cleaned = cleaned[len("urn:uuid:") :]
+    try:
+        return str(uuidlib.UUID(cleaned))
+    except ValueError:
+        shown = " ".join(str(text).split())[:60]
+        what = f'"{shown}" is not' if shown else "No task UUID was given; it should be"
+        raise errors.InvalidTaskId(
+            f"{what} a Triverse task UUID (like 92483a80-236c-4889-9a95-4c90bb64dfd8): copy it from the task page."
+        ) from None
+
+
+def check_ready(settings: Settings, online_access: bool) -> None:
+    """What must hold before any request: a key, and Blender's permission to go online."""
+    if not settings.api_key:
+        raise errors.MissingApiKey(
+            f"No Triverse API key is set: enter it in {errors.PREFERENCES}, or set TRIVERSE_API_KEY."
+        )
+    if not online_access:
+        raise errors.OnlineAccessDisabled(
+            "Blender's online access is off: enable Edit > Preferences > System > Network > Allow Online Access "
+            "(or start Blender with --online-mode)."
+        )
+
+
+@dataclass
+class Asset:
+    """A model file ready for Blender's importer."""
+
+    task_uuid: str
+    path: Path
+    format: str
+    size: int
+    sha256: str
+    filename: str = ""
+    from_library: bool = False
+    workdir: Path | None = field(default=None, repr=False)  # temporary folder, removed by cleanup()
+
+    def cleanup(self) -> None:
+        """Remove temporary files made for this import (never the library's copy)."""
+        formats.remove_quietly(self.workdir)
+        self.workdir = None
+
+
+def open_library(settings: Settings) -> tuple[Library | None, str]:
+    """The library the settings name, or (None, why) when it is off or its folder is unusable."""
+    if not settings.library_dir:
+        return None, ""
+    try:
+        return Library(settings.library_dir, settings.library_cap_bytes), ""
+    except errors.StorageError as exc:
+        return None, str(exc) + " Downloads go to a temporary folder meanwhile."
+
+
+def obtain_asset(
+    client: TriverseClient,
+    task_uuid: str,
+    library: Library | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    wait: float = 0.0,
+    on_status: StatusCallback | None = None,
+    on_preview: Callable[[Path], None] | None = None,
+) -> Asset:
+    """A verified local model for the task: from the library when kept there, else downloaded.
+
+    `wait` > 0 polls the task's status for up to that many seconds until it succeeds; with
+    `on_status` the status is asked (and told) before downloading even without waiting.
+    """
+    if library is not None:
+        entry = library.lookup(task_uuid)
+        if entry is not None:
+            return _prepare(task_uuid, entry.path, entry.format, entry.size, entry.sha256, entry.filename, True, None)
+    if wait > 0 or on_status is not None:
+        try:
+            wait_for_success(client, task_uuid, wait, on_status)
+        except errors.UnexpectedResponse:
+            pass  # a status the service cannot give is no reason to stop: the download will tell
+    if on_preview is not None:
+        preview = fetch_preview(client, task_uuid, PREVIEW_DIR)
+        if preview is not None:
+            on_preview(preview)
+    workdir = Path(tempfile.mkdtemp(prefix="triverse-"))
+    try:
+        partial = library.partial_path(task_uuid) if library else workdir / f"{task_uuid}.part"
+        download = client.download(task_uuid, partial, progress)
+        try:
+            fmt = formats.detect_format(partial, formats.extension_of(download.filename))
+        except errors.NotAModel:
+            formats.remove_quietly(partial)
+            raise
+        name = download.filename or f"{task_uuid}.{fmt}"
+        if library is not None:
+            entry = library.commit(task_uuid, partial, fmt, download.size, download.sha256, name)
+            path = entry.path
+        else:
+            path = workdir / f"{task_uuid}.{fmt}"
+            partial.replace(path)
+        return _prepare(task_uuid, path, fmt, download.size, download.sha256, name, False, workdir)
+    except BaseException:
+        formats.remove_quietly(workdir)
+        raise
+
+
+def _prepare(
+    task_uuid: str,
+    path: Path,
+    fmt: str,
+    size: int,
+    sha256: str,
+    filename: str,
+    from_library: bool,
+    workdir: Path | None,
+) -> Asset:
+    """Unpack a zip to a temporary folder and point at the model inside; other formats pass through."""
+    if fmt != "zip":
+        return Asset(task_uuid, path, fmt, size, sha256, filename, from_library, workdir)
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="triverse-"))
+    try:
+        model = formats.find_model(formats.extract_zip(path, workdir / "unpacked"))
+    except BaseException:
+        formats.remove_quietly(workdir)
+        raise
+    return Asset(task_uuid, model, formats.extension_of(model.name), size, sha256, filename, from_library, workdir)
+
+
+def wait_for_success(
+    client: TriverseClient, task_uuid: str, timeout: float, on_status: StatusCallback | None = None
+) -> TaskStatus:
+    """Poll the task's status with back-off until SUCCESS; raise when it fails, ends, or time runs out."""
+    deadline = time.monotonic() + timeout
+    delay = WAIT_POLL_FIRST
+    while True:
+        status = client.task_status(task_uuid)
+        if on_status:
+            on_status(status)
+        if status.status == "SUCCESS":
+            return status
+        if status.status in ("FAILED", "CANCELLED") or timeout <= 0:
+            raise client.not_ready_error(task_uuid, status)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise errors.TaskNotReady(
+                f"Task {task_uuid[:8]} is still {status.describe()} after waiting {timeout:g} s: "
+                "try again later, or wait longer.",
+                status=status.status,
+                progress=status.progress,
+            )
+        if client.cancel_event.wait(min(delay, remaining)):
+            raise errors.Cancelled("Import cancelled.")
+        delay = min(delay * 1.5, WAIT_POLL_MAX)
+
+
+def fetch_preview(client: TriverseClient, task_uuid: str, dest_dir: Path) -> Path | None:
+    """The task's preview image, if the service offers one; None on any failure (it is only a picture)."""
+    try:
+        info = client.asset_info(task_uuid)
+        if not info.preview_url:
+            return None
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        path = dest_dir / f"{task_uuid}.preview"
+        client.fetch(info.preview_url, path, task_uuid, max_bytes=16 * 1024 * 1024)
+        return path
+    except errors.Cancelled:
+        raise
+    except (errors.TriverseError, OSError):
+        return None
+
+
+# -- the sidebar's worker ------------------------------------------------------------------------
+
+
+class Job:
+    """One task obtained on a worker thread; the main thread calls `poll()` and never waits on it."""
+
+    _active: dict[str, Job] = {}
+    _active_lock = threading.Lock()
+
+    def __init__(self, settings: Settings, task_uuid: str, *, wait: float = 0.0) -> None:
+        """Prepare a job; `Job.start` is the way to create one."""
+        self.settings = settings
+        self.task_uuid = task_uuid
+        self.wait = wait
+        self.client = TriverseClient(settings)
+        self.received = 0
+        self.total: int | None = None
+        self.speed = 0.0  # bytes per second, smoothed
+        self.status: TaskStatus | None = None
+        self.preview: Path | None = None
+        self.phase = "starting"  # starting, waiting, downloading, done, failed, cancelled
+        self.result: Asset | None = None
+        self.error: BaseException | None = None
+        self.library_warning = ""
+        self._events: queue.Queue[tuple[str, object]] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name=f"triverse-{task_uuid[:8]}", daemon=True)
+        self._last_progress = 0.0
+        self._cancelled_at: float | None = None
+        self._speed_mark = (time.monotonic(), 0)
+
+    # main thread -------------------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, settings: Settings, task_uuid: str, *, wait: float = 0.0) -> Job:
+        """Start a job, refusing a task that is already being obtained."""
+        with cls._active_lock:
+            if task_uuid in cls._active:
+                raise errors.AlreadyRunning(f"Task {task_uuid[:8]} is already being imported.")
+            job = cls(settings, task_uuid, wait=wait)
+            cls._active[task_uuid] = job
+        job._thread.start()
+        return job
+
+    @classmethod
+    def active(cls) -> list[Job]:
+        """Jobs not yet finished and handed over, oldest first."""
+        with cls._active_lock:
+            return list(cls._active.values())
+
+    @classmethod
+    def get(cls, task_uuid: str) -> Job | None:
+        """The running job for a task, if any."""
+        with cls._active_lock:
+            return cls._active.get(task_uuid)
+
+    @classmethod
+    def cancel_all(cls, join_seconds: float = 2.0) -> None:
+        """Cancel every job and wait briefly for the workers to remove their partial files."""
+        jobs = cls.active()
+        for job in jobs:
+            job.cancel()
+        deadline = time.monotonic() + join_seconds
+        for job in jobs:
+            job._thread.join(max(0.0, deadline - time.monotonic()))
+            job.finish()
+
+    def cancel(self) -> None:
+        """Ask the worker to stop now; it removes its partial file itself."""
+        if self._cancelled_at is None:
+            self._cancelled_at = time.monotonic()
+        self.client.abort()
+
+    def poll(self) -> bool:
+        """Take what the worker reported; True once it has finished (see `result` / `error`)."""
+        finished = False
+        while True:
+            try:
+                kind, value = self._events.get_nowait()
+            except queue.Empty:
+                break
+            if kind == "progress":
+                self.received, self.total = value  # type: ignore[misc]
+                self.phase = "downloading"
+            elif kind == "preview":
+                self.preview = value  # type: ignore[assignment]
+            elif kind == "status":
+                self.status = value  # type: ignore[assignment]
+                self.phase = "waiting"
+            elif kind == "done":
+                self.result, self.phase, finished = value, "done", True  # type: ignore[assignment]
+            elif kind == "error":
+                self.error = value  # type: ignore[assignment]
+                self.phase = "cancelled" if isinstance(value, errors.Cancelled) else "failed"
+                finished = True
+        if not finished and self._cancelled_at is not None and time.monotonic() - self._cancelled_at > CANCEL_GRACE:
+            # The worker is blocked before any byte arrived (nothing on disk yet): it cleans up when it
+            # wakes; the user is not kept waiting for that.
+            self.error, self.phase, finished = errors.Cancelled("Import cancelled."), "cancelled", True
+        return finished
+
+    def finish(self) -> None:
+        """Forget the job (after its result was imported or its error reported)."""
+        with self._active_lock:
+            if self._active.get(self.task_uuid) is self:
+                del self._active[self.task_uuid]
+        self.client.close()
+
+    @property
+    def alive(self) -> bool:
+        """The worker thread is still running."""
+        return self._thread.is_alive()
+
+    # worker thread -----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            library, warning = open_library(self.settings)
+            self.library_warning = warning
+            asset = obtain_asset(
+                self.client,
+                self.task_uuid,
+                library,
+                progress=self._on_progress,
+                wait=self.wait,
+                on_status=lambda s: self._events.put(("status", s)),
+                on_preview=lambda p: self._events.put(("preview", p)),
+            )
+        except BaseException as exc:  # noqa: BLE001 - every failure is handed to the main thread
+            self._events.put(("error", exc))
+        else:
+            if self.client.cancel_event.is_set():  # cancelled after the last byte: import nothing
+                asset.cleanup()
+                self._events.put(("error", errors.Cancelled("Import cancelled.")))
+            else:
+                self._events.put(("done", asset))
+
+    def _on_progress(self, received: int, total: int | None) -> None:
+        now = time.monotonic()
+        mark_time, mark_bytes = self._speed_mark
+        if now - mark_time >= 0.5:
+            rate = (received - mark_bytes) / (now - mark_time)
+            self.speed = rate if self.speed == 0 else 0.5 * self.speed + 0.5 * rate
+            self._speed_mark = (now, received)
+        # At most ~20 updates a second reach the main thread, however small the chunks.
+        if now - self._last_progress >= 0.05 or (total is not None and received >= total):
+            self._last_progress = now
+            self._events.put(("progress", (received, total)))
+
+
+# -- the batch's parallel downloads --------------------------------------------------------------
+
+
+def obtain_many(
+    settings: Settings,
+    task_uuids: Iterable[str],
+    *,
+    jobs: int = 4,
+    wait: float = 0.0,
+    client: TriverseClient | None = None,
+    library: Library | None = None,
+) -> Iterator[tuple[str, Asset | errors.TriverseError, float]]:
+    """Obtain many tasks on `jobs` threads; yield (uuid, asset or error, seconds) in the order given.
+
+    Closing the generator (or an exception in the caller, such as Ctrl-C) cancels what is left.
+    """
+    own_client = client is None
+    client = client or TriverseClient(settings, pool_size=jobs)
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="triverse-batch")
+
+    def one(task_uuid: str) -> tuple[Asset | errors.TriverseError, float]:
+        started = time.monotonic()
+        try:
+            return obtain_asset(client, task_uuid, library, wait=wait), time.monotonic() - started
+        except errors.TriverseError as exc:
+            return exc, time.monotonic() - started
+        except Exception as exc:  # a bug in one task must not stop the others
+            log.exception("Task %s failed unexpectedly", task_uuid)
+            return errors.TriverseError(errors.describe(exc)), time.monotonic() - started
+
+    futures: list[tuple[str, Future[tuple[Asset | errors.TriverseError, float]]]] = []
+    completed = False
+    try:
+        futures = [(u, pool.submit(one, u)) for u in task_uuids]
+        for task_uuid, future in futures:
+            outcome, seconds = future.result()
+            yield task_uuid, outcome, seconds
+        completed = True
+    finally:
+        if not completed:
+            client.abort()  # stop the downloads still running; their partial files are removed
+        pool.shutdown(wait=True, cancel_futures=True)
+        for _, future in futures:  # results nobody took (cancelled part-way): remove their temp files
+            if future.done() and not future.cancelled():
+                outcome = future.result()[0]
+                if isinstance(outcome, Asset):
+                    outcome.cleanup()
+        if own_client:
+            client.close()

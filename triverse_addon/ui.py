@@ -1,0 +1,164 @@
+# mypy: disable-error-code="valid-type"
+"""The Triverse tab of the 3D viewport's sidebar, and download progress in the status bar."""
+
+from __future__ import annotations
+
+import time
+
+import bpy
+from bpy.props import BoolProperty, PointerProperty, StringProperty
+
+from . import config, core, errors, preferences, scene_import
+
+_previews: dict[str, object] = {}  # "collection": bpy.utils.previews collection, created on register
+
+
+class TRIVERSE_PG_sidebar(bpy.types.PropertyGroup):
+    """What the sidebar holds while Blender runs (on the window manager: never saved in a .blend)."""
+
+    task_uuid: StringProperty(
+        name="Task UUID",
+        description="Paste the UUID of a Triverse task (spaces, line breaks and capitals are fine)",
+        default="",
+        options={"SKIP_SAVE"},
+    )
+    wait: BoolProperty(
+        name="Wait for the Task",
+        description="If the task is still running, wait for it to succeed, then import",
+        default=False,
+        options={"SKIP_SAVE"},
+    )
+
+
+def _progress_text(job: core.Job) -> tuple[float | None, str]:
+    """(fraction or None, text) for a job, e.g. (0.31, "12.3 MB of 40.0 MB (31%), 5.2 MB/s")."""
+    if job.phase == "waiting" and job.status is not None:
+        return (job.status.progress or 0) / 100, f"Task {job.status.describe()}"
+    if job.phase in ("starting",) or (job.phase == "waiting" and job.status is None):
+        return None, "Connecting..."
+    speed = f", {errors.human_size(job.speed)}/s" if job.speed else ""
+    if job.total:
+        fraction = min(job.received / job.total, 1.0)
+        return fraction, f"{errors.human_size(job.received)} of {errors.human_size(job.total)} ({fraction:.0%}){speed}"
+    return None, f"{errors.human_size(job.received)}{speed}"
+
+
+def _draw_progress(layout: bpy.types.UILayout, job: core.Job) -> None:
+    fraction, text = _progress_text(job)
+    if fraction is not None and hasattr(layout, "progress"):  # UILayout.progress is Blender 4.0+
+        layout.progress(factor=fraction, type="BAR", text=text)
+    else:
+        layout.label(text=text, icon="SORTTIME")
+
+
+def _preview_icon(job: core.Job) -> int:
+    """Icon id of the task's preview image, loaded on the main thread once the worker fetched it."""
+    pcoll = _previews.get("collection")
+    if pcoll is None or job.preview is None:
+        return 0
+    key = job.task_uuid
+    if key not in pcoll:  # type: ignore[operator]
+        pcoll.load(key, str(job.preview), "IMAGE")  # type: ignore[attr-defined]
+    return pcoll[key].icon_id  # type: ignore[index]
+
+
+class TRIVERSE_PT_import(bpy.types.Panel):
+    """Import Triverse models by task UUID"""
+
+    bl_label = "Triverse"
+    bl_idname = "TRIVERSE_PT_import"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Triverse"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        """Notices, the UUID field and Import button, downloads in progress, recent imports."""
+        layout = self.layout
+        state = context.window_manager.triverse
+        prefs = preferences.addon_preferences(context)
+        settings = config.resolve(prefs.api_key if prefs else "", prefs.base_url if prefs else "")
+
+        if not settings.api_key:
+            box = layout.box()
+            box.label(text="No API key is set", icon="ERROR")
+            op = box.operator("preferences.addon_show", text="Set API Key in Preferences", icon="PREFERENCES")
+            op.module = preferences.ADDON_ID
+        if not preferences.online_access():
+            box = layout.box()
+            box.label(text="Online access is off in Blender", icon="ERROR")
+            box.label(text="Preferences > System > Network")
+
+        col = layout.column(align=True)
+        col.prop(state, "task_uuid", text="", icon="PASTEDOWN")
+        row = col.row(align=True)
+        row.scale_y = 1.4
+        op = row.operator("triverse.import_task", text="Import", icon="IMPORT")
+        op.task_uuid = state.task_uuid
+        op.wait = state.wait
+        layout.prop(state, "wait")
+
+        for job in core.Job.active():
+            box = layout.box()
+            row = box.row()
+            row.label(text=f"Task {job.task_uuid[:8]}", icon="URL")
+            cancel = row.operator("triverse.cancel_import", text="", icon="CANCEL")
+            cancel.task_uuid = job.task_uuid
+            icon = _preview_icon(job)
+            if icon:
+                box.template_icon(icon_value=icon, scale=6.0)
+            _draw_progress(box, job)
+
+        if scene_import.RECENT:
+            box = layout.box()
+            box.label(text="Recent Imports", icon="TIME")
+            for record in scene_import.RECENT:
+                row = box.row(align=True)
+                when = time.strftime("%H:%M", time.localtime(record.when))
+                source = "library" if record.from_library else "network"
+                row.label(text=f"{record.task_uuid[:8]}  {when}  {record.format.upper()}  "
+                          f"{errors.human_size(record.size)}  {source}")
+                again = row.operator("triverse.import_task", text="", icon="FILE_REFRESH")
+                again.task_uuid = record.task_uuid
+                select = row.operator("triverse.select_task_objects", text="", icon="RESTRICT_SELECT_OFF")
+                select.task_uuid = record.task_uuid
+
+
+def draw_statusbar(self: bpy.types.Header, context: bpy.types.Context) -> None:
+    """Downloads in progress, in the status bar, with a cancel button."""
+    for job in core.Job.active():
+        row = self.layout.row(align=True)
+        fraction, text = _progress_text(job)
+        label = f"Triverse {job.task_uuid[:8]}: {text}"
+        if fraction is not None and hasattr(row, "progress"):
+            row.progress(factor=fraction, type="BAR", text=label)
+        else:
+            row.label(text=label, icon="IMPORT")
+        cancel = row.operator("triverse.cancel_import", text="", icon="CANCEL", emboss=False)
+        cancel.task_uuid = job.task_uuid
+
+
+classes = (TRIVERSE_PG_sidebar, TRIVERSE_PT_import)
+
+
+def register() -> None:
+    """Register the panel, its state and the status bar item."""
+    import bpy.utils.previews
+
+    for cls in classes:
+        bpy.utils.register_class(cls)
+    bpy.types.WindowManager.triverse = PointerProperty(type=TRIVERSE_PG_sidebar)
+    bpy.types.STATUSBAR_HT_header.append(draw_statusbar)
+    _previews["collection"] = bpy.utils.previews.new()
+
+
+def unregister() -> None:
+    """Remove everything register() added."""
+    import bpy.utils.previews
+
+    pcoll = _previews.pop("collection", None)
+    if pcoll is not None:
+        bpy.utils.previews.remove(pcoll)  # type: ignore[arg-type]
+    bpy.types.STATUSBAR_HT_header.remove(draw_statusbar)
+    del bpy.types.WindowManager.triverse
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)
