@@ -17,10 +17,19 @@ VENV_ROOT = ROOT / ".venv"
 
 TOOLS = ["pytest==8.*", "hypothesis==6.*"]
 VENVS: dict[str, list[str]] = {
-    # Blender 5.0 as a module, plus the checks (lint, types with fake-bpy-module).
-    "bpy50": ["bpy==5.0.1", *TOOLS, "ruff==0.*", "mypy==1.*", "fake-bpy-module-latest", "types-requests"],
+    # Blender 5.0 as a module.
+    "bpy50": ["bpy==5.0.1", *TOOLS],
     # Blender 4.2 LTS as a module; its Python modules were built against numpy 1.x.
     "bpy42": ["bpy==4.2.23", "numpy<2", *TOOLS],
+    # Style and types: no real bpy here, only fake-bpy-module's stubs (for types and editors).
+    "lint": [
+        "ruff==0.15.*",
+        "mypy==1.*",
+        "pyright[nodejs]==1.1.*",
+        "fake-bpy-module-4.2==20260730",
+        "requests",
+        "types-requests",
+    ],
 }
 
 
@@ -31,8 +40,12 @@ def python311() -> str:
     for name in ("python3.11", "python3"):
         found = shutil.which(name)
         if found:
-            out = subprocess.run([found, "-c", "import sys;print(sys.version_info[:2]==(3,11))"],
-                                 capture_output=True, text=True, check=False)
+            out = subprocess.run(
+                [found, "-c", "import sys;print(sys.version_info[:2]==(3,11))"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if out.stdout.strip() == "True":
                 return found
     sys.exit("Blender's bpy module needs Python 3.11: install it (e.g. apt-get install python3.11) and retry.")

@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _bootstrap  # noqa: E402
+import _bootstrap
 
 ROOT = _bootstrap.ROOT
 PACKAGE = ROOT / "triverse_addon"
@@ -76,8 +76,10 @@ def build(out_dir: Path, python: str) -> Path:
     zip_path.unlink(missing_ok=True)
     run = [python, str(tool)]
     subprocess.run([*run, "validate", str(source)], check=True)
-    subprocess.run([*run, "build", "--source-dir", str(source), "--output-filepath", str(zip_path),
-                    "--valid-tags", str(tags)], check=True)
+    subprocess.run(
+        [*run, "build", "--source-dir", str(source), "--output-filepath", str(zip_path), "--valid-tags", str(tags)],
+        check=True,
+    )
     subprocess.run([*run, "validate", str(zip_path)], check=True)
     with zipfile.ZipFile(zip_path) as zf:
         names = zf.namelist()

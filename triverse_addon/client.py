@@ -338,6 +338,11 @@ class TriverseClient:
                         raise errors.UnexpectedResponse(f"The file is larger than {errors.human_size(max_bytes)}.")
                     if progress:
                         progress(received, total)
+        # RequestException is an OSError too: network failures must be told apart from disk ones first.
+        except requests.RequestException as exc:
+            if self.cancel_event.is_set():
+                raise errors.Cancelled("Import cancelled.") from None
+            raise self._transport_error(exc, response.url, received=received, total=declared) from None
         except OSError as exc:
             if self.cancel_event.is_set():
                 raise errors.Cancelled("Import cancelled.") from None
@@ -345,10 +350,6 @@ class TriverseClient:
                 f"Cannot write the download to {dest.parent} ({exc.strerror or exc}): free some disk space "
                 "or choose another library folder in the add-on preferences."
             ) from None
-        except requests.RequestException as exc:
-            if self.cancel_event.is_set():
-                raise errors.Cancelled("Import cancelled.") from None
-            raise self._transport_error(exc, response.url, received=received, total=declared) from None
         if self.cancel_event.is_set():
             raise errors.Cancelled("Import cancelled.")
         on_wire = response.raw.tell() if response.raw is not None else received
@@ -360,10 +361,9 @@ class TriverseClient:
     def _http_error(self, response: requests.Response, task_uuid: str) -> errors.TriverseError:
         body = _read_some(response, MAX_ERROR_BODY)
         host = urlsplit(response.url).netloc
-        if origin(response.url) != origin(self.settings.base_url):
-            # The signed asset URL itself failed: the storage host answers in its own words.
-            if response.status_code in (403, 404, 410):
-                return errors.AssetExpired(errors.expired_message(task_uuid))
+        if origin(response.url) != origin(self.settings.base_url) and response.status_code in (403, 404, 410):
+            # The signed asset URL itself failed (it is temporary): the storage host says so in its own words.
+            return errors.AssetExpired(errors.expired_message(task_uuid))
         return errors.error_for_response(response.status_code, response.headers, body, task_uuid, host)
 
     def _transport_error(
@@ -372,8 +372,8 @@ class TriverseClient:
         host = urlsplit(url).netloc or url
         chain = _causes(exc)
         names = {type(e).__name__ for e in chain}
-        if isinstance(exc, (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)) or isinstance(
-            exc, requests.exceptions.InvalidURL
+        if isinstance(
+            exc, (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL)
         ):
             return errors.ConnectionFailed(
                 f'The service URL "{self.settings.base_url}" is not valid: fix it in the add-on preferences.'

@@ -261,8 +261,7 @@ def error_for_response(
         return ServiceBusy("Triverse is busy (too many requests, still so after retrying): try again in a minute.")
     if status in (502, 503, 504):
         return ServiceBusy(
-            f"Triverse is temporarily unavailable (HTTP {status}, still so after retrying): "
-            "try again in a few minutes."
+            f"Triverse is temporarily unavailable (HTTP {status}, still so after retrying): try again in a few minutes."
         )
     if status >= 500:
         return ServerError(

@@ -193,10 +193,14 @@ def extract_zip(
                 or ".." in parts
                 or stat.S_ISLNK(mode)
             ):
-                raise UnsafeArchive(f'The archive holds an unsafe entry ("{info.filename[:80]}"): nothing was imported.')
+                raise UnsafeArchive(
+                    f'The archive holds an unsafe entry ("{info.filename[:80]}"): nothing was imported.'
+                )
             target = root.joinpath(*[safe_filename(p) or "_" for p in parts])
             if not target.resolve().is_relative_to(root):
-                raise UnsafeArchive(f'The archive holds an unsafe entry ("{info.filename[:80]}"): nothing was imported.')
+                raise UnsafeArchive(
+                    f'The archive holds an unsafe entry ("{info.filename[:80]}"): nothing was imported.'
+                )
             target.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(info) as src, open(target, "wb") as dst:
                 # Count what is really written: the header's sizes can lie (zip bombs).

@@ -119,7 +119,9 @@ class Library:
         for meta_path in self.root.glob("*/meta.json"):
             try:
                 meta = json.loads(meta_path.read_text("utf-8"))
-                found.append(Entry(path=meta_path.parent / f"asset.{meta['format']}", **{k: meta[k] for k in _META_KEYS}))
+                found.append(
+                    Entry(path=meta_path.parent / f"asset.{meta['format']}", **{k: meta[k] for k in _META_KEYS})
+                )
             except (OSError, ValueError, KeyError, TypeError):
                 continue
         return sorted(found, key=lambda e: e.saved_at, reverse=True)

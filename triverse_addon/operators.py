@@ -229,9 +229,9 @@ class TRIVERSE_OT_library_open(bpy.types.Operator):
             return {"CANCELLED"}
         path = str(library.root)
         if sys.platform == "win32":
-            os.startfile(path)  # type: ignore[attr-defined]  # noqa: S606
+            os.startfile(path)  # type: ignore[attr-defined]
         else:
-            subprocess.Popen(["open" if sys.platform == "darwin" else "xdg-open", path])  # noqa: S603
+            subprocess.Popen(["open" if sys.platform == "darwin" else "xdg-open", path])
         return {"FINISHED"}
 
 

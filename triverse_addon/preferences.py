@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+
 import bpy
 from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 

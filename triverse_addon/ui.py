@@ -115,8 +115,10 @@ class TRIVERSE_PT_import(bpy.types.Panel):
                 row = box.row(align=True)
                 when = time.strftime("%H:%M", time.localtime(record.when))
                 source = "library" if record.from_library else "network"
-                row.label(text=f"{record.task_uuid[:8]}  {when}  {record.format.upper()}  "
-                          f"{errors.human_size(record.size)}  {source}")
+                row.label(
+                    text=f"{record.task_uuid[:8]}  {when}  {record.format.upper()}  "
+                    f"{errors.human_size(record.size)}  {source}"
+                )
                 again = row.operator("triverse.import_task", text="", icon="FILE_REFRESH")
                 again.task_uuid = record.task_uuid
                 select = row.operator("triverse.select_task_objects", text="", icon="RESTRICT_SELECT_OFF")

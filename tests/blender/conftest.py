@@ -19,11 +19,11 @@ os.environ["BLENDER_USER_RESOURCES"] = _USER  # before `import bpy`, or prefs la
 os.environ.pop("TRIVERSE_API_KEY", None)
 os.environ.pop("TRIVERSE_API_URL", None)
 
-import addon_utils  # noqa: E402  (Blender's, importable once bpy is)
-import bpy  # noqa: E402
+import addon_utils
+import bpy
+from standin_server import StandinServer
 
-import build  # noqa: E402  (scripts/build.py: the same staging the zip build uses)
-from standin_server import StandinServer  # noqa: E402
+import build
 
 MODULE = "bl_ext.dev.triverse"
 REPO_DIR = Path(_USER) / "dev-repo"
@@ -91,37 +91,10 @@ def scene_counts() -> dict[str, int]:
     }
 
 
-def make_sample_glb(path: Path, *, subdivisions: int = 2, textured: bool = True) -> Path:
-    """A small textured model made by Blender's own exporter (then the scene is emptied again)."""
-    bpy.ops.wm.read_homefile(use_empty=True)
-    bpy.ops.mesh.primitive_monkey_add()
-    monkey = bpy.context.active_object
-    monkey.name = "Suzanne"
-    if subdivisions:
-        mod = monkey.modifiers.new("Subdivision", "SUBSURF")
-        mod.levels = subdivisions
-    bpy.ops.mesh.primitive_cube_add(location=(3, 0, 0))
-    bpy.context.active_object.parent = monkey
-    if textured:
-        image = bpy.data.images.new("checker", 64, 64)
-        image.generated_type = "COLOR_GRID"
-        image.pack()
-        mat = bpy.data.materials.new("Painted")
-        mat.use_nodes = True
-        tex = mat.node_tree.nodes.new("ShaderNodeTexImage")
-        tex.image = image
-        bsdf = mat.node_tree.nodes["Principled BSDF"]
-        mat.node_tree.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
-        monkey.data.materials.append(mat)
-    bpy.ops.export_scene.gltf(filepath=str(path), export_format="GLB", export_apply=True)
-    bpy.ops.wm.read_homefile(use_empty=True)
-    return path
-
-
 @pytest.fixture(scope="session")
 def sample_glb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A textured GLB made by Blender's exporter for this session."""
-    return make_sample_glb(tmp_path_factory.mktemp("assets") / "sample.glb")
+    return sample_asset.make_glb(tmp_path_factory.mktemp("assets") / "sample.glb")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

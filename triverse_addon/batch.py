@@ -1,0 +1,110 @@
+"""Import many tasks: downloads run in parallel, imports happen on the main thread in the order given.
+
+The same core as the operator (`core.obtain_many` -> `scene_import.import_asset`), for scripts::
+
+    import importlib, bpy
+    pkg = next(m for m in bpy.context.preferences.addons.keys() if m.rsplit(".", 1)[-1] == "triverse")
+    batch = importlib.import_module(pkg + ".batch")
+    results = batch.import_tasks(["92483a80-236c-4889-9a95-4c90bb64dfd8", ...], jobs=4)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+
+import bpy
+
+from . import core, errors, preferences, scene_import
+
+__all__ = ["TaskResult", "import_tasks"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TaskResult:
+    """The outcome of one task of a batch (what `--report` writes)."""
+
+    task_uuid: str
+    status: str  # "imported" or "failed"
+    format: str = ""
+    bytes: int = 0
+    seconds: float = 0.0
+    objects: int = 0
+    source: str = ""  # "network" or "library"
+    error: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        """For JSON."""
+        return asdict(self)
+
+
+def import_tasks(
+    task_uuids: Iterable[str],
+    *,
+    jobs: int = 4,
+    wait: float = 0.0,
+    context: bpy.types.Context | None = None,
+    on_result: Callable[[TaskResult], None] | None = None,
+) -> list[TaskResult]:
+    """Import every task into the current scene; one failure never stops the others.
+
+    Raises `errors.TriverseError` only for what stops every task (no key, online access off).
+    A KeyboardInterrupt cancels the downloads still running and propagates after what was
+    imported stays in the scene.
+    """
+    context = context or bpy.context
+    results: list[TaskResult] = []
+
+    def done(result: TaskResult) -> None:
+        results.append(result)
+        if on_result:
+            on_result(result)
+
+    settings = preferences.get_settings(context)
+    core.check_ready(settings, preferences.online_access())
+    library, warning = core.open_library(settings)
+    if warning:
+        log.warning(warning)
+    valid: list[str] = []
+    for text in task_uuids:
+        try:
+            valid.append(core.parse_task_uuid(text))
+        except errors.InvalidTaskId as exc:
+            done(TaskResult(str(text).strip(), "failed", error=str(exc)))
+    downloads = core.obtain_many(settings, valid, jobs=jobs, wait=wait, library=library)
+    try:
+        for task_uuid, outcome, seconds in downloads:
+            if isinstance(outcome, errors.TriverseError):
+                done(TaskResult(task_uuid, "failed", seconds=round(seconds, 3), error=str(outcome)))
+                continue
+            try:
+                imported = scene_import.import_asset(context, outcome)
+            except Exception as exc:
+                if not isinstance(exc, errors.TriverseError):
+                    log.error("Import of %s failed unexpectedly", task_uuid, exc_info=exc)
+                done(
+                    TaskResult(
+                        task_uuid, "failed", outcome.format, outcome.size, round(seconds, 3), error=errors.describe(exc)
+                    )
+                )
+                continue
+            finally:
+                outcome.cleanup()
+            done(
+                TaskResult(
+                    task_uuid,
+                    "imported",
+                    outcome.format,
+                    outcome.size,
+                    round(seconds + imported.seconds, 3),
+                    len(imported.objects),
+                    "library" if outcome.from_library else "network",
+                )
+            )
+    finally:
+        downloads.close()  # on an interrupt: cancels what still runs and removes its files
+        preferences.forget_library_summary()
+    return results
