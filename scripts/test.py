@@ -44,9 +44,8 @@ def lint() -> tuple[bool, str]:
     ):
         proc = subprocess.run([str(c) for c in cmd], cwd=ROOT, capture_output=True, text=True, check=False)
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or [""]
-        out.append(
-            f"  {Path(str(cmd[0])).name} {' '.join(map(str, cmd[1:2]))}: {'ok' if proc.returncode == 0 else 'FAILED'} {tail[0]}"
-        )
+        verdict = "ok" if proc.returncode == 0 else "FAILED"
+        out.append(f"  {Path(str(cmd[0])).name} {' '.join(map(str, cmd[1:2]))}: {verdict} {tail[0]}")
         if proc.returncode != 0:
             ok = False
             out.append(proc.stdout + proc.stderr)
