@@ -21,9 +21,10 @@ os.environ.pop("TRIVERSE_API_URL", None)
 
 import addon_utils
 import bpy
-from standin_server import StandinServer
 
-import build
+import build  # scripts/build.py: the same staging the zip build uses
+import sample_asset  # scripts/sample_asset.py: models made by Blender's exporters
+from standin_server import StandinServer
 
 MODULE = "bl_ext.dev.triverse"
 REPO_DIR = Path(_USER) / "dev-repo"
