@@ -51,8 +51,8 @@ def import_tasks(
 ) -> list[TaskResult]:
     """Import every task into the current scene; one failure never stops the others.
 
-    Raises `errors.TriverseError` only for what stops every task (no key, online access off).
-    A KeyboardInterrupt cancels the downloads still running and propagates after what was
+    A task that needs the network while there is no key or online access is off fails with that
+    message (tasks kept in the library still import). A KeyboardInterrupt cancels the downloads still running and propagates after what was
     imported stays in the scene.
     """
     context = context or bpy.context
@@ -64,7 +64,6 @@ def import_tasks(
             on_result(result)
 
     settings = preferences.get_settings(context)
-    core.check_ready(settings, preferences.online_access())
     library, warning = core.open_library(settings)
     if warning:
         log.warning(warning)
@@ -74,7 +73,9 @@ def import_tasks(
             valid.append(core.parse_task_uuid(text))
         except errors.InvalidTaskId as exc:
             done(TaskResult(str(text).strip(), "failed", error=str(exc)))
-    downloads = core.obtain_many(settings, valid, jobs=jobs, wait=wait, library=library)
+    downloads = core.obtain_many(
+        settings, valid, jobs=jobs, wait=wait, library=library, online_access=preferences.online_access()
+    )
     try:
         for task_uuid, outcome, seconds in downloads:
             if isinstance(outcome, errors.TriverseError):

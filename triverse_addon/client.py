@@ -29,7 +29,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from . import errors, formats
-from .config import Settings
+from .config import Settings, check_ready
 
 __all__ = ["CHUNK_SIZE", "AssetInfo", "Download", "TaskStatus", "TriverseClient", "origin"]
 
@@ -136,8 +136,11 @@ class TriverseClient:
         pool_size: int = 4,
         cancel: threading.Event | None = None,
         session: requests.Session | None = None,
+        online_access: bool = True,
     ) -> None:
+        """`online_access` is Blender's permission; without it (or without a key) no request is sent."""
         self.settings = settings
+        self.online_access = online_access
         self.cancel_event = cancel if cancel is not None else threading.Event()
         self._active: set[requests.Response] = set()
         self._lock = threading.Lock()
@@ -161,6 +164,9 @@ class TriverseClient:
         self._session.mount("https://", adapter)
         self._session.headers["User-Agent"] = USER_AGENT
         self._session.auth = _BearerForOrigin(settings.api_key, settings.base_url)
+        # Passed with each request: requests lets REQUESTS_CA_BUNDLE override a Session's `verify`, which
+        # would silently ignore the bundle chosen in the preferences. True still honours that variable.
+        self._verify: str | bool = True
         if settings.proxy:
             self._session.proxies.update({"http": settings.proxy, "https": settings.proxy})
         if settings.ca_bundle:
@@ -169,7 +175,7 @@ class TriverseClient:
                     f"The CA bundle set in the preferences does not exist ({settings.ca_bundle}): "
                     "choose the certificate file of your proxy, or clear the field."
                 )
-            self._session.verify = settings.ca_bundle  # a path; verification is never turned off
+            self._verify = settings.ca_bundle  # a path; verification is never turned off
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -282,9 +288,11 @@ class TriverseClient:
                     self._active.discard(response)
 
     def _send(self, url: str, task_uuid: str, *, stream: bool) -> requests.Response:
+        # Every request passes here, so a kept asset still imports offline while nothing else goes out.
+        check_ready(self.settings, self.online_access)
         timeout = (self.settings.connect_timeout, self.settings.read_timeout)
         try:
-            return self._session.get(url, stream=stream, timeout=timeout)
+            return self._session.get(url, stream=stream, timeout=timeout, verify=self._verify)
         except requests.RequestException as exc:
             raise self._transport_error(exc, url) from None
 

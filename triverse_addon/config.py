@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-__all__ = ["DEFAULT_BASE_URL", "ENV_API_KEY", "ENV_API_URL", "Settings", "resolve"]
+from .errors import PREFERENCES, MissingApiKey, OnlineAccessDisabled
+
+__all__ = ["DEFAULT_BASE_URL", "ENV_API_KEY", "ENV_API_URL", "Settings", "check_ready", "resolve"]
 
 DEFAULT_BASE_URL = "https://api.triverse.ai/api/v1"
 ENV_API_KEY = "TRIVERSE_API_KEY"
@@ -60,3 +62,14 @@ def resolve(
         url_source=url_source,
         **options,  # type: ignore[arg-type]
     )
+
+
+def check_ready(settings: Settings, online_access: bool) -> None:
+    """What must hold before any request: a key, and Blender's permission to go online."""
+    if not settings.api_key:
+        raise MissingApiKey(f"No Triverse API key is set: enter it in {PREFERENCES}, or set TRIVERSE_API_KEY.")
+    if not online_access:
+        raise OnlineAccessDisabled(
+            "Blender's online access is off: enable Edit > Preferences > System > Network > Allow Online Access "
+            "(or start Blender with --online-mode)."
+        )

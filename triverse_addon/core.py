@@ -28,7 +28,6 @@ from .library import Library
 __all__ = [
     "Asset",
     "Job",
-    "check_ready",
     "fetch_preview",
     "obtain_asset",
     "obtain_many",
@@ -60,19 +59,6 @@ def parse_task_uuid(text: str) -> str:
         raise errors.InvalidTaskId(
             f"{what} a Triverse task UUID (like 92483a80-236c-4889-9a95-4c90bb64dfd8): copy it from the task page."
         ) from None
-
-
-def check_ready(settings: Settings, online_access: bool) -> None:
-    """What must hold before any request: a key, and Blender's permission to go online."""
-    if not settings.api_key:
-        raise errors.MissingApiKey(
-            f"No Triverse API key is set: enter it in {errors.PREFERENCES}, or set TRIVERSE_API_KEY."
-        )
-    if not online_access:
-        raise errors.OnlineAccessDisabled(
-            "Blender's online access is off: enable Edit > Preferences > System > Network > Allow Online Access "
-            "(or start Blender with --online-mode)."
-        )
 
 
 @dataclass
@@ -122,7 +108,14 @@ def obtain_asset(
     if library is not None:
         entry = library.lookup(task_uuid)
         if entry is not None:
-            return _prepare(task_uuid, entry.path, entry.format, entry.size, entry.sha256, entry.filename, True, None)
+            workdir = Path(tempfile.mkdtemp(prefix="triverse-")) if entry.format == "zip" else None
+            try:
+                model = _model_in(entry.path, entry.format, workdir)
+            except BaseException:
+                formats.remove_quietly(workdir)
+                raise
+            return Asset(task_uuid, model, formats.extension_of(model.name), entry.size, entry.sha256,
+                         entry.filename, True, workdir)  # fmt: skip
     if wait > 0 or on_status is not None:
         try:
             wait_for_success(client, task_uuid, wait, on_status)
@@ -133,47 +126,34 @@ def obtain_asset(
         if preview is not None:
             on_preview(preview)
     workdir = Path(tempfile.mkdtemp(prefix="triverse-"))
+    partial = library.partial_path(task_uuid) if library else workdir / f"{task_uuid}.part"
     try:
-        partial = library.partial_path(task_uuid) if library else workdir / f"{task_uuid}.part"
         download = client.download(task_uuid, partial, progress)
-        try:
-            fmt = formats.detect_format(partial, formats.extension_of(download.filename))
-        except errors.NotAModel:
-            formats.remove_quietly(partial)
-            raise
+        fmt = formats.detect_format(partial, formats.extension_of(download.filename))
+        # Checked (a zip unpacked) before it is kept: the library only ever holds importable files.
+        model = _model_in(partial, fmt, workdir)
         name = download.filename or f"{task_uuid}.{fmt}"
         if library is not None:
-            entry = library.commit(task_uuid, partial, fmt, download.size, download.sha256, name)
-            path = entry.path
+            kept = library.commit(task_uuid, partial, fmt, download.size, download.sha256, name).path
         else:
-            path = workdir / f"{task_uuid}.{fmt}"
-            partial.replace(path)
-        return _prepare(task_uuid, path, fmt, download.size, download.sha256, name, False, workdir)
+            kept = workdir / f"{task_uuid}.{fmt}"
+            partial.replace(kept)
+        if fmt != "zip":
+            model = kept
+        return Asset(task_uuid, model, formats.extension_of(model.name), download.size, download.sha256, name, False,
+                     workdir)  # fmt: skip
     except BaseException:
+        formats.remove_quietly(partial)
         formats.remove_quietly(workdir)
         raise
 
 
-def _prepare(
-    task_uuid: str,
-    path: Path,
-    fmt: str,
-    size: int,
-    sha256: str,
-    filename: str,
-    from_library: bool,
-    workdir: Path | None,
-) -> Asset:
-    """Unpack a zip to a temporary folder and point at the model inside; other formats pass through."""
+def _model_in(path: Path, fmt: str, workdir: Path | None) -> Path:
+    """The file to import: the file itself, or for a zip the model it holds, unpacked safely into `workdir`."""
     if fmt != "zip":
-        return Asset(task_uuid, path, fmt, size, sha256, filename, from_library, workdir)
-    workdir = workdir or Path(tempfile.mkdtemp(prefix="triverse-"))
-    try:
-        model = formats.find_model(formats.extract_zip(path, workdir / "unpacked"))
-    except BaseException:
-        formats.remove_quietly(workdir)
-        raise
-    return Asset(task_uuid, model, formats.extension_of(model.name), size, sha256, filename, from_library, workdir)
+        return path
+    assert workdir is not None
+    return formats.find_model(formats.extract_zip(path, workdir / "unpacked"))
 
 
 def wait_for_success(
@@ -228,12 +208,12 @@ class Job:
     _active: dict[str, Job] = {}
     _active_lock = threading.Lock()
 
-    def __init__(self, settings: Settings, task_uuid: str, *, wait: float = 0.0) -> None:
+    def __init__(self, settings: Settings, task_uuid: str, *, wait: float = 0.0, online_access: bool = True) -> None:
         """Prepare a job; `Job.start` is the way to create one."""
         self.settings = settings
         self.task_uuid = task_uuid
         self.wait = wait
-        self.client = TriverseClient(settings)
+        self.client = TriverseClient(settings, online_access=online_access)
         self.received = 0
         self.total: int | None = None
         self.speed = 0.0  # bytes per second, smoothed
@@ -252,12 +232,12 @@ class Job:
     # main thread -------------------------------------------------------------------------------
 
     @classmethod
-    def start(cls, settings: Settings, task_uuid: str, *, wait: float = 0.0) -> Job:
+    def start(cls, settings: Settings, task_uuid: str, *, wait: float = 0.0, online_access: bool = True) -> Job:
         """Start a job, refusing a task that is already being obtained."""
         with cls._active_lock:
             if task_uuid in cls._active:
                 raise errors.AlreadyRunning(f"Task {task_uuid[:8]} is already being imported.")
-            job = cls(settings, task_uuid, wait=wait)
+            job = cls(settings, task_uuid, wait=wait, online_access=online_access)
             cls._active[task_uuid] = job
         job._thread.start()
         return job
@@ -379,13 +359,14 @@ def obtain_many(
     wait: float = 0.0,
     client: TriverseClient | None = None,
     library: Library | None = None,
+    online_access: bool = True,
 ) -> Iterator[tuple[str, Asset | errors.TriverseError, float]]:
     """Obtain many tasks on `jobs` threads; yield (uuid, asset or error, seconds) in the order given.
 
     Closing the generator (or an exception in the caller, such as Ctrl-C) cancels what is left.
     """
     own_client = client is None
-    client = client or TriverseClient(settings, pool_size=jobs)
+    client = client or TriverseClient(settings, pool_size=jobs, online_access=online_access)
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="triverse-batch")
 
     def one(task_uuid: str) -> tuple[Asset | errors.TriverseError, float]:

@@ -20,11 +20,9 @@ TIMER_STEP = 0.1  # seconds between looks at the worker; cancel and progress are
 
 
 def _prepare(context: bpy.types.Context, text: str) -> tuple[str, config.Settings]:
-    """Everything checked before any request: the UUID, the key, Blender's online access."""
-    task_uuid = core.parse_task_uuid(text)
-    settings = preferences.get_settings(context)
-    core.check_ready(settings, preferences.online_access())
-    return task_uuid, settings
+    """The task UUID and the settings in effect (the key and online access are checked by the client,
+    before its first request, so that a model kept in the library imports offline)."""
+    return core.parse_task_uuid(text), preferences.get_settings(context)
 
 
 def report_failure(operator: bpy.types.Operator, exc: BaseException) -> set[str]:
@@ -90,7 +88,7 @@ class TRIVERSE_OT_import_task(bpy.types.Operator):
             library, warning = core.open_library(settings)
             if warning:
                 self.report({"WARNING"}, warning)
-            with TriverseClient(settings) as client:
+            with TriverseClient(settings, online_access=preferences.online_access()) as client:
                 asset = core.obtain_asset(client, task_uuid, library, wait=self.wait_timeout if self.wait else 0.0)
             return self._import(context, asset)
         except Exception as exc:  # noqa: BLE001 - reported once, in report_failure
@@ -100,7 +98,12 @@ class TRIVERSE_OT_import_task(bpy.types.Operator):
         """From the sidebar: download on a worker thread while Blender stays responsive."""
         try:
             task_uuid, settings = _prepare(context, self.task_uuid)
-            self._job = core.Job.start(settings, task_uuid, wait=self.wait_timeout if self.wait else 0.0)
+            self._job = core.Job.start(
+                settings,
+                task_uuid,
+                wait=self.wait_timeout if self.wait else 0.0,
+                online_access=preferences.online_access(),
+            )
         except Exception as exc:  # noqa: BLE001 - reported once, in report_failure
             return report_failure(self, exc)
         self.task_uuid = task_uuid

@@ -19,8 +19,10 @@ os.environ["BLENDER_USER_RESOURCES"] = _USER  # before `import bpy`, or prefs la
 os.environ.pop("TRIVERSE_API_KEY", None)
 os.environ.pop("TRIVERSE_API_URL", None)
 
+# isort: off
+import bpy  # first: it puts Blender's own modules (addon_utils) on the path
 import addon_utils
-import bpy
+# isort: on
 
 import build  # scripts/build.py: the same staging the zip build uses
 import sample_asset  # scripts/sample_asset.py: models made by Blender's exporters
