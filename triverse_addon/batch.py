@@ -52,8 +52,8 @@ def import_tasks(
     """Import every task into the current scene; one failure never stops the others.
 
     A task that needs the network while there is no key or online access is off fails with that
-    message (tasks kept in the library still import). A KeyboardInterrupt cancels the downloads still running and propagates after what was
-    imported stays in the scene.
+    message (tasks kept in the library still import). A KeyboardInterrupt cancels the downloads
+    still running and propagates; what was imported stays in the scene.
     """
     context = context or bpy.context
     results: list[TaskResult] = []
