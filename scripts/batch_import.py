@@ -92,13 +92,15 @@ def load_addon() -> ModuleType:
             build.stage(user_dir, link=True)
             sys.path.insert(0, str(user_dir))
             module = "triverse"
-        addon_utils.enable(module, default_set=False)
+        # Listed in the preferences (in memory: background sessions do not save them) so that its
+        # AddonPreferences exist; the key then comes from TRIVERSE_API_KEY.
+        addon_utils.enable(module, default_set=True)
     else:
         names = [m.module for m in bpy.context.preferences.addons if m.module.rsplit(".", 1)[-1] == "triverse"]
         if not names:
             for mod in addon_utils.modules():
                 if mod.__name__.rsplit(".", 1)[-1] == "triverse":
-                    addon_utils.enable(mod.__name__, default_set=False)
+                    addon_utils.enable(mod.__name__, default_set=True)
                     names = [mod.__name__]
                     break
         if not names:
