@@ -85,7 +85,13 @@ def main() -> int:
     with StandinServer(api_key="demo-key") as server:
         server.add(task, asset)
         print(f"[demo] local stand-in for Triverse at {server.base_url}, task {task}", flush=True)
-        env = {**os.environ, "TRIVERSE_API_URL": server.base_url, "TRIVERSE_API_KEY": "demo-key"}
+        env = {
+            **os.environ,
+            "TRIVERSE_API_URL": server.base_url,
+            "TRIVERSE_API_KEY": "demo-key",
+            # The demo never touches your own Blender configuration or library.
+            "BLENDER_USER_RESOURCES": str(out / "blender-user"),
+        }
         cmd = [sys.executable, str(ROOT / "scripts" / "batch_import.py"), "--output", str(blend), task]
         print(
             f"[demo] $ TRIVERSE_API_URL=... TRIVERSE_API_KEY=... python scripts/batch_import.py --output {blend} {task}"
