@@ -6,15 +6,17 @@ No `bpy` module use.
 from __future__ import annotations
 
 import email.message
+import email.utils
 import json
 import os
 import re
 import shutil
 import stat
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
-from .errors import NotAModel, UnsafeArchive, UnsupportedFormat, human_size
+from .errors import NotAModel, StorageError, UnsafeArchive, UnsupportedFormat, human_size
 
 __all__ = [
     "IMPORTABLE",
@@ -38,7 +40,9 @@ HEAD_SIZE = 4096
 _ZIP_MAX_FILES = 4096
 _ZIP_MAX_BYTES = 4 * 1024**3
 _WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
-_UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
+# C0 and C1 controls, line and paragraph separators, bidi controls (which disguise an extension),
+# lone surrogates, and what Windows refuses in a name.
+_UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff<>:"/\\|?*]')
 
 
 def sniff(head: bytes, size: int, hint: str = "") -> str | None:
@@ -83,8 +87,9 @@ def _looks_like_gltf_json(text: bytes) -> bool:
 def _looks_like_obj(text: bytes) -> bool:
     """Wavefront OBJ: lines of `v x y z` with comments, groups and materials around them."""
     try:
-        lines = text.decode("ascii").splitlines()
-    except UnicodeDecodeError:
+        # Names and comments may be UTF-8 or Latin-1, and the head may end inside a character.
+        lines = text.decode("utf-8", errors="replace").splitlines()
+    except UnicodeDecodeError:  # pragma: no cover - errors="replace" does not raise
         return False
     keys = {"v", "vt", "vn", "f", "o", "g", "s", "mtllib", "usemtl", "l", "p"}
     words = [line.split(None, 1)[0] for line in lines if line.strip() and not line.lstrip().startswith("#")]
@@ -119,9 +124,19 @@ def detect_format(path: Path, hint: str = "") -> str:
     with open(path, "rb") as f:
         head = f.read(HEAD_SIZE)
     fmt = sniff(head, size, hint)
-    if fmt is None:
-        raise NotAModel(f"Triverse sent {describe_bytes(head, size)} instead of a 3D model: nothing was imported.")
-    return fmt
+    if fmt is not None:
+        return fmt
+    other = _OTHER_FORMATS.get(head[:8]) or (hint if hint and hint not in _NOT_MODELS and hint.isalnum() else "")
+    if other and not describe_bytes(head, size).startswith(("a web page", "a JSON", "an XML", "an empty")):
+        raise UnsupportedFormat(
+            f"Triverse sent a .{other} file, which Blender cannot import through this add-on: nothing was imported."
+        )
+    raise NotAModel(f"Triverse sent {describe_bytes(head, size)} instead of a 3D model: nothing was imported.")
+
+
+# Recognisable 3D files Blender has no importer for here (by magic), and extensions that are not models.
+_OTHER_FORMATS = {b"BLENDER-": "blend", b"BLENDER_": "blend"}
+_NOT_MODELS = {"html", "htm", "json", "xml", "txt", "part", "bin"}
 
 
 def filename_from_disposition(value: str | None) -> str | None:
@@ -131,7 +146,11 @@ def filename_from_disposition(value: str | None) -> str | None:
     msg = email.message.Message()
     try:
         msg["content-disposition"] = value
-        name = msg.get_filename()
+        params = msg.get_params(header="content-disposition") or []
+        names = [v for k, v in params[1:] if k.lower() == "filename"]
+        # RFC 6266: `filename*` (RFC 2231, a tuple here) wins over the plain fallback, whatever their order.
+        raw = next((v for v in names if isinstance(v, tuple)), names[0] if names else None)
+        name = email.utils.collapse_rfc2231_value(raw).strip() if raw is not None else None
     except Exception:  # noqa: BLE001 - any malformed header means "no usable name"
         return None
     if not name:
@@ -147,13 +166,14 @@ def safe_filename(name: str, max_length: int = 120) -> str:
     name = name.strip(" .")
     if not name or set(name) <= {"_", "."}:
         return ""
-    if _WINDOWS_RESERVED.match(name):
-        name = "_" + name
     if len(name) > max_length:
         stem, dot, ext = name.rpartition(".")
-        ext = ext[:16] if dot else ""
+        ext = ext[:16].rstrip(" .") if dot else ""
         keep = max_length - len(ext) - (1 if ext else 0)
         name = (stem if dot else name)[:keep].rstrip(" .") + ("." + ext if ext else "")
+    # After shortening, which can leave "CON.glb"; a reserved name is short, so the prefix always fits.
+    if _WINDOWS_RESERVED.match(name):
+        name = "_" + name
     return name
 
 
@@ -201,14 +221,25 @@ def extract_zip(
                 raise UnsafeArchive(
                     f'The archive holds an unsafe entry ("{info.filename[:80]}"): nothing was imported.'
                 )
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(target, "wb") as dst:
-                # Count what is really written: the header's sizes can lie (zip bombs).
-                while chunk := src.read(1 << 20):
-                    written += len(chunk)
-                    if written > max_bytes:
-                        raise UnsafeArchive("The archive unpacks to more than it declares: nothing was imported.")
-                    dst.write(chunk)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "wb") as dst:
+                    # Count what is really written: the header's sizes can lie (zip bombs).
+                    while chunk := src.read(1 << 20):
+                        written += len(chunk)
+                        if written > max_bytes:
+                            raise UnsafeArchive("The archive unpacks to more than it declares: nothing was imported.")
+                        dst.write(chunk)
+            # The directory can be intact while an entry's data is not (bad CRC, broken deflate stream).
+            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                raise NotAModel(f"Triverse sent a damaged zip archive ({exc}): nothing was imported.") from None
+            except RuntimeError as exc:  # encrypted, or a compression method Python lacks
+                raise UnsupportedFormat(f"The archive cannot be unpacked ({exc}): nothing was imported.") from None
+            except OSError as exc:
+                raise StorageError(
+                    f"Cannot unpack the archive into {dest} ({exc.strerror or exc}): free some disk space "
+                    "or choose another library folder in the add-on preferences."
+                ) from None
             out.append(target)
         return out
 

@@ -29,6 +29,7 @@ import sample_asset  # scripts/sample_asset.py: models made by Blender's exporte
 from standin_server import StandinServer
 
 MODULE = "bl_ext.dev.triverse"
+SHARED_ASSETS = Path(__file__).resolve().parents[3] / "shared" / "assets"  # beside the clone, when present
 REPO_DIR = Path(_USER) / "dev-repo"
 _exit_status = 0
 
