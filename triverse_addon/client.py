@@ -17,7 +17,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import requests
 import requests.auth
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -34,6 +35,7 @@ from .config import Settings, check_ready
 __all__ = ["CHUNK_SIZE", "AssetInfo", "Download", "TaskStatus", "TriverseClient", "origin"]
 
 CHUNK_SIZE = 1 << 20  # large reads keep per-chunk Python work negligible against the network
+SMALL_CHUNK_SIZE = 64 << 10  # where reads wait for the whole size (urllib3 1.x): keeps progress live
 USER_AGENT = "triverse-blender/0.1.0"
 RETRY_STATUSES = (429, 502, 503, 504)
 MAX_RETRY_AFTER = 8.0  # seconds; with 3 status retries the whole wait stays near 30 s at worst
@@ -336,7 +338,7 @@ class TriverseClient:
             with open(dest, "wb") as out:
                 if progress:
                     progress(0, total)
-                for chunk in response.iter_content(CHUNK_SIZE):
+                for chunk in _body_chunks(response):
                     if self.cancel_event.is_set():
                         raise errors.Cancelled("Import cancelled.")
                     out.write(chunk)
@@ -423,6 +425,30 @@ class TriverseClient:
     def _check_cancel(self) -> None:
         if self.cancel_event.is_set():
             raise errors.Cancelled("Import cancelled.")
+
+
+def _body_chunks(response: requests.Response) -> Iterator[bytes]:
+    """The body as it arrives, up to CHUNK_SIZE at a time, decoded (gzip) and length-checked by urllib3.
+
+    `iter_content(n)` waits until n bytes have arrived: with large n, progress and speed would freeze
+    for seconds on a slow link. urllib3's `read1` returns what is there; its errors are translated the
+    way `iter_content` does. urllib3 1.x (Debian's Blender 3.4) has no read1: smaller reads there.
+    """
+    raw = response.raw
+    if not hasattr(raw, "read1"):
+        yield from response.iter_content(SMALL_CHUNK_SIZE)
+        return
+    try:
+        while data := raw.read1(CHUNK_SIZE, decode_content=True):
+            yield data
+    except urllib3.exceptions.ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from exc
+    except urllib3.exceptions.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from exc
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.exceptions.ConnectionError(exc) from exc
+    except urllib3.exceptions.SSLError as exc:
+        raise requests.exceptions.SSLError(exc) from exc
 
 
 def _incomplete(received: int, total: int | None) -> errors.IncompleteDownload:

@@ -6,6 +6,7 @@ into a custom extensions repository and enabled as `bl_ext.dev.triverse`.
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 import tempfile
@@ -15,6 +16,9 @@ from pathlib import Path
 import pytest
 
 _USER = tempfile.mkdtemp(prefix="triverse-blender-user-")
+# The add-on's temporary files go to a folder of this session, so that "nothing left behind" can be
+# checked exactly, whatever else runs on the machine.
+tempfile.tempdir = tempfile.mkdtemp(prefix="triverse-tests-tmp-")
 os.environ["BLENDER_USER_RESOURCES"] = _USER  # before `import bpy`, or prefs land in ~/.config
 os.environ.pop("TRIVERSE_API_KEY", None)
 os.environ.pop("TRIVERSE_API_URL", None)
@@ -81,6 +85,13 @@ def empty_scene() -> Iterator[None]:
     """Each test starts from an empty file (read_homefile keeps the extension and its preferences)."""
     bpy.ops.wm.read_homefile(use_empty=True)
     yield
+
+
+def temp_dirs() -> set[str]:
+    """Temporary folders the add-on made (previews excepted): none may stay after an import."""
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), "triverse-*"))) - {
+        os.path.join(tempfile.gettempdir(), "triverse-previews")
+    }
 
 
 def scene_counts() -> dict[str, int]:

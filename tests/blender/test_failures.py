@@ -6,12 +6,9 @@ the scene is unchanged and no partial or temporary file remains.
 
 from __future__ import annotations
 
-import glob
-import os
 import socket
 import ssl
 import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -20,13 +17,7 @@ from pathlib import Path
 
 import bpy
 import pytest
-from conftest import addon_prefs, scene_counts
-
-
-def _temp_dirs() -> set[str]:
-    return set(glob.glob(os.path.join(tempfile.gettempdir(), "triverse-*"))) - {
-        os.path.join(tempfile.gettempdir(), "triverse-previews")
-    }
+from conftest import addon_prefs, scene_counts, temp_dirs
 
 
 def _leftovers() -> list[str]:
@@ -40,7 +31,7 @@ def _fails_cleanly(task: str, match: str) -> str:
     """Run the operator, expect a RuntimeError matching `match`; check nothing changed or stayed."""
     bpy.ops.mesh.primitive_cube_add()
     before = scene_counts()
-    temp_before = _temp_dirs()
+    temp_before = temp_dirs()
     with pytest.raises(RuntimeError, match=match) as info:
         bpy.ops.triverse.import_task(task_uuid=task)
     message = str(info.value)
@@ -48,7 +39,7 @@ def _fails_cleanly(task: str, match: str) -> str:
     assert message.count("\n") <= 1, f"more than one sentence: {message!r}"
     assert scene_counts() == before, "the scene changed after a failure"
     assert _leftovers() == [], "partial files left in the library"
-    assert _temp_dirs() == temp_before, "temporary folders left behind"
+    assert temp_dirs() - temp_before == set(), "temporary folders left behind"
     kept = Path(addon_prefs().library_dir) / task
     assert not kept.exists(), "a failed download was kept in the library"
     return message

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import glob
-import os
-import tempfile
 import uuid
 from pathlib import Path
 
 import bpy
 import pytest
-from conftest import MODULE, addon_prefs, scene_counts
+from conftest import MODULE, addon_prefs, scene_counts, temp_dirs
 
 
 def _new_task(server, source, **kw) -> str:
     task = str(uuid.uuid4())
     server.add(task, source, **kw)
     return task
-
-
-def _temp_dirs() -> set[str]:
-    return set(glob.glob(os.path.join(tempfile.gettempdir(), "triverse-*"))) - {
-        os.path.join(tempfile.gettempdir(), "triverse-previews")
-    }
 
 
 def _native_counts(path: Path) -> dict[str, int]:
@@ -37,7 +28,7 @@ def _native_counts(path: Path) -> dict[str, int]:
 def test_console_import_puts_the_model_in_a_tagged_selected_collection(standin, sample_glb):
     task = _new_task(standin, sample_glb)
     native = _native_counts(sample_glb)
-    temp_before = _temp_dirs()
+    temp_before = temp_dirs()
 
     result = bpy.ops.triverse.import_task(task_uuid=f"  {task.upper()}\n")
 
@@ -58,7 +49,7 @@ def test_console_import_puts_the_model_in_a_tagged_selected_collection(standin, 
     downloads = standin.requests_for(f"/tasks/download/{task}")
     assert len(downloads) == 1
     assert downloads[0].authorization == "Bearer test-key"
-    assert _temp_dirs() == temp_before, "temporary files were left behind"
+    assert temp_dirs() - temp_before == set(), "temporary files were left behind"
 
 
 def test_import_is_kept_in_the_library_and_reimports_without_any_request(standin, sample_glb):
