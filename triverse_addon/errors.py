@@ -196,13 +196,17 @@ def parse_service_answer(body: bytes, content_type: str = "") -> ServiceAnswer:
         data = json.loads(text)
     except ValueError:
         first = text.splitlines()[0][:200]
-        return ServiceAnswer(message=first if first.isprintable() else "", kind="text")
+        # Binary bodies decode to control and replacement characters: nothing worth showing a user.
+        readable = first.isprintable() and "\ufffd" not in first
+        return ServiceAnswer(message=first if readable else "", kind="text")
     if not isinstance(data, dict):
         return ServiceAnswer(kind="json")
     code = data.get("code")
     message = data.get("message") or data.get("detail") or data.get("error") or ""
     if isinstance(message, dict):
         message = message.get("message", "")
+    elif isinstance(message, list):  # FastAPI's validation errors: [{"loc": [...], "msg": "..."}]
+        message = "; ".join(str(item.get("msg", "")) for item in message if isinstance(item, dict))
     return ServiceAnswer(
         code=code if isinstance(code, int) and not isinstance(code, bool) else None,
         message=str(message)[:300],

@@ -126,7 +126,9 @@ def detect_format(path: Path, hint: str = "") -> str:
     fmt = sniff(head, size, hint)
     if fmt is not None:
         return fmt
-    other = _OTHER_FORMATS.get(head[:8]) or (hint if hint and hint not in _NOT_MODELS and hint.isalnum() else "")
+    # A name Blender could import (garbage called "x.glb") says nothing about the bytes: not a model, then.
+    named = hint if hint and hint not in _NOT_MODELS and hint not in IMPORTABLE and hint.isalnum() else ""
+    other = _OTHER_FORMATS.get(head[:8]) or named
     if other and not describe_bytes(head, size).startswith(("a web page", "a JSON", "an XML", "an empty")):
         raise UnsupportedFormat(
             f"Triverse sent a .{other} file, which Blender cannot import through this add-on: nothing was imported."

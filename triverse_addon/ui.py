@@ -86,7 +86,8 @@ class TRIVERSE_PT_import(bpy.types.Panel):
         if not preferences.online_access():
             box = layout.box()
             box.label(text="Online access is off in Blender", icon="ERROR")
-            box.label(text="Preferences > System > Network")
+            op = box.operator("screen.userpref_show", text="Allow Online Access...", icon="PREFERENCES")
+            op.section = "SYSTEM"  # the Network panel, where "Allow Online Access" is
 
         col = layout.column(align=True)
         col.prop(state, "task_uuid", text="", icon="PASTEDOWN")
