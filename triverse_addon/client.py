@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
 import socket
 import threading
 import time
@@ -281,6 +282,7 @@ class TriverseClient:
             with self._lock:
                 self._active.add(response)
             try:
+                self._check_cancel()  # abort() may have run before the response was known to it
                 return self._write_body(response, dest, progress, max_bytes)
             except BaseException:
                 formats.remove_quietly(dest)
@@ -332,13 +334,13 @@ class TriverseClient:
         encoded = response.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
         declared = _int_or_none(response.headers.get("Content-Length"))
         total = None if encoded else declared
-        digest = hashlib.sha256()
+        digest = _Sha256Worker()
         received = 0
         try:
-            with open(dest, "wb") as out:
+            with digest, open(dest, "wb") as out:
                 if progress:
                     progress(0, total)
-                for chunk in _body_chunks(response):
+                for chunk in _body_chunks(response, decode=encoded):
                     if self.cancel_event.is_set():
                         raise errors.Cancelled("Import cancelled.")
                     out.write(chunk)
@@ -371,7 +373,7 @@ class TriverseClient:
     def _http_error(self, response: requests.Response, task_uuid: str) -> errors.TriverseError:
         body = _read_some(response, MAX_ERROR_BODY)
         host = urlsplit(response.url).netloc
-        if origin(response.url) != origin(self.settings.base_url) and response.status_code in (403, 404, 410):
+        if origin(response.url) != origin(self.settings.base_url) and response.status_code in (401, 403, 404, 410):
             # The signed asset URL itself failed (it is temporary): the storage host says so in its own words.
             return errors.AssetExpired(errors.expired_message(task_uuid))
         return errors.error_for_response(response.status_code, response.headers, body, task_uuid, host)
@@ -387,6 +389,10 @@ class TriverseClient:
         ):
             return errors.ConnectionFailed(
                 f'The service URL "{self.settings.base_url}" is not valid: fix it in the add-on preferences.'
+            )
+        if isinstance(exc, requests.exceptions.TooManyRedirects):
+            return errors.UnexpectedResponse(
+                f"{host} redirected too many times: check the service URL and any proxy or portal in between."
             )
         if isinstance(exc, requests.exceptions.SSLError):
             return errors.TlsError(
@@ -427,7 +433,7 @@ class TriverseClient:
             raise errors.Cancelled("Import cancelled.")
 
 
-def _body_chunks(response: requests.Response) -> Iterator[bytes]:
+def _body_chunks(response: requests.Response, decode: bool = True) -> Iterator[bytes]:
     """The body as it arrives, up to CHUNK_SIZE at a time, decoded (gzip) and length-checked by urllib3.
 
     `iter_content(n)` waits until n bytes have arrived: with large n, progress and speed would freeze
@@ -439,7 +445,7 @@ def _body_chunks(response: requests.Response) -> Iterator[bytes]:
         yield from response.iter_content(SMALL_CHUNK_SIZE)
         return
     try:
-        while data := raw.read1(CHUNK_SIZE, decode_content=True):
+        while data := raw.read1(CHUNK_SIZE, decode_content=decode):  # identity: no copy through urllib3's buffer
             yield data
     except urllib3.exceptions.ProtocolError as exc:
         raise requests.exceptions.ChunkedEncodingError(exc) from exc
@@ -449,6 +455,43 @@ def _body_chunks(response: requests.Response) -> Iterator[bytes]:
         raise requests.exceptions.ConnectionError(exc) from exc
     except urllib3.exceptions.SSLError as exc:
         raise requests.exceptions.SSLError(exc) from exc
+
+
+class _Sha256Worker:
+    """SHA-256 of a body on a helper thread, so hashing overlaps the next read and write.
+
+    hashlib releases the GIL while it hashes a chunk; at most 8 chunks wait in the queue (bounded memory).
+    """
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._thread = threading.Thread(target=self._run, name="triverse-sha256", daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> _Sha256Worker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._finish()
+
+    def update(self, chunk: bytes) -> None:
+        """Hash this chunk next (waits only while 8 chunks are already queued)."""
+        self._queue.put(chunk)
+
+    def hexdigest(self) -> str:
+        """The digest of every chunk given (waits for the helper to finish them)."""
+        self._finish()
+        return self._digest.hexdigest()
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            self._digest.update(chunk)
+
+    def _finish(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
 
 def _incomplete(received: int, total: int | None) -> errors.IncompleteDownload:

@@ -105,6 +105,7 @@ def obtain_asset(
     `wait` > 0 polls the task's status for up to that many seconds until it succeeds; with
     `on_status` the status is asked (and told) before downloading even without waiting.
     """
+    task_uuid = parse_task_uuid(task_uuid)  # it names files and folders: never anything but a UUID
     if library is not None:
         entry = library.lookup(task_uuid)
         if entry is not None:
@@ -225,7 +226,7 @@ class Job:
         self.library_warning = ""
         self._events: queue.Queue[tuple[str, object]] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name=f"triverse-{task_uuid[:8]}", daemon=True)
-        self._last_progress = 0.0
+        self._progress: tuple[int, int | None] | None = None
         self._cancelled_at: float | None = None
         self._speed_mark = (time.monotonic(), 0)
 
@@ -274,15 +275,15 @@ class Job:
     def poll(self) -> bool:
         """Take what the worker reported; True once it has finished (see `result` / `error`)."""
         finished = False
+        if self._progress is not None:
+            self.received, self.total = self._progress
+            self.phase = "downloading"
         while True:
             try:
                 kind, value = self._events.get_nowait()
             except queue.Empty:
                 break
-            if kind == "progress":
-                self.received, self.total = value  # type: ignore[misc]
-                self.phase = "downloading"
-            elif kind == "preview":
+            if kind == "preview":
                 self.preview = value  # type: ignore[assignment]
             elif kind == "status":
                 self.status = value  # type: ignore[assignment]
@@ -342,10 +343,9 @@ class Job:
             rate = (received - mark_bytes) / (now - mark_time)
             self.speed = rate if self.speed == 0 else 0.5 * self.speed + 0.5 * rate
             self._speed_mark = (now, received)
-        # At most ~20 updates a second reach the main thread, however small the chunks.
-        if now - self._last_progress >= 0.05 or (total is not None and received >= total):
-            self._last_progress = now
-            self._events.put(("progress", (received, total)))
+        # The newest numbers replace the previous ones (one tuple, assigned atomically): the main
+        # thread reads them when it polls, so no update is queued up or lost before a stall.
+        self._progress = (received, total)
 
 
 # -- the batch's parallel downloads --------------------------------------------------------------

@@ -48,7 +48,7 @@ class Library:
     """The folder of kept assets; every read is verified, every write is atomic."""
 
     def __init__(self, root: Path | str, cap_bytes: int = 0, *, writable: bool = True) -> None:
-        """Open the library at `root`; `writable=False` only looks (no folder made, nothing removed)."""
+        """Open the library at `root`; `writable=False` makes no folder (for drawing the preferences)."""
         self.root = Path(root)
         self.cap_bytes = cap_bytes
         if not writable:
@@ -72,11 +72,11 @@ class Library:
 
     def partial_path(self, task_uuid: str) -> Path:
         """A fresh partial file name for a download of this task."""
-        return self.incoming / f"{task_uuid}-{uuidlib.uuid4().hex[:8]}.part"
+        return self.incoming / f"{_checked(task_uuid)}-{uuidlib.uuid4().hex[:8]}.part"
 
     def lookup(self, task_uuid: str) -> Entry | None:
         """The kept asset if it is there and verifies; a damaged one is removed (and None returned)."""
-        folder = self.root / task_uuid
+        folder = self.root / _checked(task_uuid)
         meta_path = folder / "meta.json"
         if not meta_path.is_file():
             return None
@@ -92,7 +92,7 @@ class Library:
 
     def commit(self, task_uuid: str, partial: Path, fmt: str, size: int, sha256: str, filename: str = "") -> Entry:
         """Move a complete, checked download into the library (atomically) and record it."""
-        folder = self.root / task_uuid
+        folder = self.root / _checked(task_uuid)
         try:
             folder.mkdir(parents=True, exist_ok=True)
             for old in folder.glob("asset.*"):
@@ -170,6 +170,14 @@ class Library:
                     part.unlink()
             except OSError:
                 continue
+
+
+def _checked(task_uuid: str) -> str:
+    """The task UUID in canonical form; anything else (a path, `..`) is refused before it names a folder."""
+    try:
+        return str(uuidlib.UUID(task_uuid))
+    except (ValueError, TypeError, AttributeError):
+        raise ValueError(f"not a task UUID: {task_uuid!r}") from None
 
 
 _META_KEYS = ("task_uuid", "format", "size", "sha256", "filename", "saved_at")

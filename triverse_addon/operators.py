@@ -121,7 +121,7 @@ class TRIVERSE_OT_import_task(bpy.types.Operator):
         if event.type == "ESC" and event.value == "PRESS" and job is newest_job():
             job.cancel()
             return {"RUNNING_MODAL"}
-        if event.type != "TIMER" or event.timer is not self._timer:
+        if event.type != "TIMER":  # any timer's tick: polling a job costs microseconds
             return {"PASS_THROUGH"}
         finished = job.poll()
         redraw_ui(context)
