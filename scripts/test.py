@@ -136,6 +136,9 @@ def main() -> int:
     if "ui" in tiers:
         why = ensure_ui_packages()
         env = {"TRIVERSE_UI_SKIP": why} if why else {}
+        # Debian's Blender takes the first python3.11 on PATH as its Python: make it the system's
+        # (a pyenv or venv Python first on PATH lacks Debian's numpy and requests).
+        env["PATH"] = "/usr/bin:" + os.environ.get("PATH", "")
         proc = start_pytest("ui", pythons.get("bpy50") or _bootstrap.venv_python("bpy50"), ["tests/ui"], env)
         proc.wait()
         runs.append(("ui", proc, 0.0))
