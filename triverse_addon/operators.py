@@ -50,8 +50,12 @@ def redraw_ui(context: bpy.types.Context) -> None:
                 for region in area.regions:
                     if region.type == "UI":
                         region.tag_redraw()
-            elif area.type == "STATUSBAR":
-                area.tag_redraw()
+    # The status bar is one of a window's global areas, out of reach of screen.areas: setting the
+    # workspace's status text redraws it (with our progress item), and says how to cancel, as
+    # Blender's own modal tools do.
+    workspace = getattr(context, "workspace", None)
+    if workspace is not None:
+        workspace.status_text_set("Esc: cancel the Triverse download" if core.Job.active() else None)
 
 
 class TRIVERSE_OT_import_task(bpy.types.Operator):

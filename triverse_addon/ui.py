@@ -44,11 +44,17 @@ def _progress_text(job: core.Job) -> tuple[float | None, str]:
 
 
 def _draw_progress(layout: bpy.types.UILayout, job: core.Job) -> None:
+    """A bar (Blender 4.0+) or a label, then the speed on its own line: the sidebar is narrow."""
     fraction, text = _progress_text(job)
-    if fraction is not None and hasattr(layout, "progress"):  # UILayout.progress is Blender 4.0+
-        layout.progress(factor=fraction, type="BAR", text=text)
+    text, _, speed = text.partition("), ")
+    text += ")" if speed else ""
+    col = layout.column(align=True)
+    if fraction is not None and hasattr(col, "progress"):  # UILayout.progress is Blender 4.0+
+        col.progress(factor=fraction, type="BAR", text=text)
     else:
-        layout.label(text=text, icon="SORTTIME")
+        col.label(text=text, icon="SORTTIME")
+    if speed:
+        col.label(text=speed)
 
 
 def _preview_icon(job: core.Job) -> int:
