@@ -5,9 +5,11 @@ Nothing here imports `bpy`: the models are written by hand, byte by byte.
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import struct
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -110,3 +112,12 @@ def tmp_root(tmp_path: Path) -> Path:
     root = tmp_path / "files"
     root.mkdir()
     return root
+
+
+def zip_bytes(entries: dict[str, bytes]) -> bytes:
+    """A deflated zip of the given names and contents."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()

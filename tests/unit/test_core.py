@@ -15,6 +15,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from conftest import zip_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -52,14 +53,6 @@ def no_jobs_left() -> Iterator[None]:
 @pytest.fixture
 def lib(tmp_path: Path) -> Library:
     return Library(tmp_path / "lib")
-
-
-def zip_of(entries: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
 
 
 def files_under(folder: Path) -> list[str]:
@@ -288,7 +281,7 @@ def test_a_zip_is_kept_and_unpacked_to_a_temp_folder(
     server: StandinServer, client: TriverseClient, lib: Library, tmp_path: Path, temp_dir: Path
 ) -> None:
     entries = {"model.gltf": GLTF, "model.bin": b"\x00" * 8, "textures/color.png": PNG}
-    server.add(TASK, zip_of(entries), ext="zip")
+    server.add(TASK, zip_bytes(entries), ext="zip")
     asset = obtain_asset(client, TASK, lib)
     assert asset.format == "gltf" and asset.path.name == "model.gltf"
     assert asset.workdir is not None and asset.workdir.parent == temp_dir
@@ -310,7 +303,7 @@ def test_a_zip_is_kept_and_unpacked_to_a_temp_folder(
 def test_a_zip_without_a_model_is_not_kept(
     server: StandinServer, client: TriverseClient, lib: Library, tmp_path: Path, temp_dir: Path
 ) -> None:
-    server.add(TASK, zip_of({"readme.txt": b"hi", "preview.png": PNG}), ext="zip")
+    server.add(TASK, zip_bytes({"readme.txt": b"hi", "preview.png": PNG}), ext="zip")
     with pytest.raises(errors.UnsupportedFormat) as info:
         obtain_asset(client, TASK, lib)
     assert "png" in str(info.value) and "txt" in str(info.value)

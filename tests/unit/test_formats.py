@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import zip_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,15 +37,6 @@ FBX_ASCII = b"; FBX 7.4.0 project file\n; Copyright (C) 1997-2010 Autodesk Inc.\
 def binary_stl(triangles: int, header: bytes = b"binary STL from unit tests") -> bytes:
     """80-byte header, a triangle count, 50 bytes a triangle."""
     return header.ljust(80, b" ")[:80] + struct.pack("<I", triangles) + b"\x01" * (50 * triangles)
-
-
-def zip_bytes(entries: dict[str, bytes]) -> bytes:
-    """A deflated zip of the given names and contents."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
 
 
 def write(path: Path, data: bytes) -> Path:
