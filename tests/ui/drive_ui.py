@@ -166,21 +166,26 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: floa
         yield step
 
 
+# Operators are called from the driver's timers with Blender's own context (a timer has the window
+# and screen), never under `Context.temp_override`: Blender 3.4 looks members of an override up in a
+# Python dict, and from inside `bpy.ops` (which releases the GIL) it does so without the GIL whenever
+# another Python thread holds it at that moment (it asks `PyThreadState_GetDict()`, which in Python
+# 3.11 answers for whichever thread holds the GIL). The add-on's download worker and the stand-in's
+# threads are such threads: a screenshot under an override during a download crashed Blender 3.4
+# with SIGSEGV in `_PyErr_Fetch` about once in 15 runs.
+
+
 def invoke_import(text: str) -> set[str]:
     """Paste `text` into the sidebar's field and press Import, as the panel's button does."""
-    win, area, main, _ = view3d()
     bpy.context.window_manager.triverse.task_uuid = text
-    with bpy.context.temp_override(window=win, area=area, region=main):
-        return set(bpy.ops.triverse.import_task("INVOKE_DEFAULT", task_uuid=text))
+    return set(bpy.ops.triverse.import_task("INVOKE_DEFAULT", task_uuid=text))
 
 
 def screenshot(name: str) -> dict[str, Any]:
     """Save the whole window; returns the file's facts (taken outside every measured window)."""
-    win, *_ = view3d()
     path = ARGS.out / name
     started = time.perf_counter()
-    with bpy.context.temp_override(window=win):
-        bpy.ops.screen.screenshot(filepath=str(path))
+    bpy.ops.screen.screenshot(filepath=str(path))  # the timer's context has the window (no override)
     info = {"file": name, "ms": ms(time.perf_counter() - started), "bytes": path.stat().st_size}
     info.update(sidebar_pixels(path))
     log(f"screenshot {name} ({info['ms']:.0f} ms)")
