@@ -266,6 +266,10 @@ class Job:
             job._thread.join(max(0.0, deadline - time.monotonic()))
             job.finish()
 
+    def join(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for the worker to end (it removes its partial file first)."""
+        self._thread.join(timeout)
+
     def cancel(self) -> None:
         """Ask the worker to stop now; it removes its partial file itself."""
         if self._cancelled_at is None:

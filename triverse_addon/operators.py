@@ -147,6 +147,7 @@ class TRIVERSE_OT_import_task(bpy.types.Operator):
         """Blender ends the modal (file loaded, window closed): stop the download too."""
         if self._job is not None:
             self._job.cancel()
+            self._job.join(1.0)  # nothing polls this job again: let the worker remove its partial file
         self._stop(context)
 
     def _redraw_if_changed(self, context: bpy.types.Context, job: core.Job) -> None:

@@ -119,17 +119,16 @@ class TRIVERSE_PT_import(bpy.types.Panel):
             box = layout.box()
             box.label(text="Recent Imports", icon="TIME")
             for record in scene_import.RECENT:
-                row = box.row(align=True)
+                col = box.column(align=True)  # two lines: the sidebar is narrow
+                row = col.row(align=True)
                 when = time.strftime("%H:%M", time.localtime(record.when))
                 source = "library" if record.from_library else "network"
-                row.label(
-                    text=f"{record.task_uuid[:8]}  {when}  {record.format.upper()}  "
-                    f"{errors.human_size(record.size)}  {source}"
-                )
+                row.label(text=f"{record.task_uuid[:8]}  {when}")
                 again = row.operator("triverse.import_task", text="", icon="FILE_REFRESH")
                 again.task_uuid = record.task_uuid
                 select = row.operator("triverse.select_task_objects", text="", icon="RESTRICT_SELECT_OFF")
                 select.task_uuid = record.task_uuid
+                col.label(text=f"{record.format.upper()}  {errors.human_size(record.size)}  {source}")
 
 
 def draw_statusbar(self: bpy.types.Header, context: bpy.types.Context) -> None:

@@ -66,6 +66,7 @@ RESULT: dict[str, Any] = {
     "timeline": [],
     "blender_version": bpy.app.version_string,
     "python": sys.version.split()[0],
+    "python_prefix": sys.prefix,
 }
 STATE: dict[str, Any] = {"probe_draws": 0, "probe_drawn_at": None, "finished": False}
 T0 = time.perf_counter()
@@ -177,7 +178,9 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: floa
 
 def invoke_import(text: str) -> set[str]:
     """Paste `text` into the sidebar's field and press Import, as the panel's button does."""
-    bpy.context.window_manager.triverse.task_uuid = text
+    state = bpy.context.window_manager.triverse
+    if state.task_uuid != text:  # a change redraws the whole window (3D viewport too: 150-400 ms here)
+        state.task_uuid = text
     return set(bpy.ops.triverse.import_task("INVOKE_DEFAULT", task_uuid=text))
 
 
@@ -388,6 +391,7 @@ class Probe:
     def __init__(self, profiler: AddonProfiler | None = None) -> None:
         self.ticks: list[float] = []
         self.running = False
+        self.generation = 0
         self.profiler = profiler
         self.draws: dict[str, int] = {}
         self._handles: list[tuple[Any, str]] = []
@@ -396,17 +400,23 @@ class Probe:
         self.draws[region] = self.draws.get(region, 0) + 1
 
     def start(self) -> None:
-        self.ticks, self.running, self.draws = [], True, {r: 0 for r in self.REGIONS}
+        """Start (called from a timer: this moment counts as the first tick)."""
+        self.ticks, self.running, self.draws = [time.perf_counter()], True, {r: 0 for r in self.REGIONS}
         self._handles = [
             (bpy.types.SpaceView3D.draw_handler_add(self._drawn, (r,), r, "POST_PIXEL"), r) for r in self.REGIONS
         ]
         if self.profiler:
             self.profiler.start()
-        bpy.app.timers.register(self._tick, first_interval=0.0)
+        # A fresh timer each start; the one of an earlier window ends itself (two at once would halve gaps).
+        self.generation += 1
+        generation = self.generation
 
-    def _tick(self) -> float | None:
-        if not self.running:
-            return None
+        def tick() -> float | None:
+            return self._tick() if self.running and generation == self.generation else None
+
+        bpy.app.timers.register(tick, first_interval=0.0)
+
+    def _tick(self) -> float:
         self.ticks.append(time.perf_counter())
         if self.profiler and len(self.ticks) > 1:
             self.profiler.close_bucket()
@@ -418,6 +428,7 @@ class Probe:
         self.running = False
         if self.profiler:
             self.profiler.stop()
+            self.profiler.close_bucket()  # the add-on's time since the last tick
         for handle, region in self._handles:
             bpy.types.SpaceView3D.draw_handler_remove(handle, region)
         self._handles = []
@@ -682,15 +693,18 @@ def scenario_slow() -> Step:
     log(f"baseline: max gap {baseline['max_gap_ms']} ms, p95 {baseline['p95_gap_ms']} ms")
 
     # The same, with no download but the add-on's own redraw cadence: this driver calls
-    # operators.redraw_ui every TIMER_STEP seconds, as the modal does. What this costs is Blender's drawing.
+    # operators.redraw_ui as often as the modal may (REDRAW_STEP, else every TIMER_STEP). What this
+    # costs is Blender's drawing of the sidebar and status bar.
     operators = addon_module("operators")
+    step = float(getattr(operators, "REDRAW_STEP", operators.TIMER_STEP))
+    stall["redraw_step_s"] = step
     cadence = {"on": True}
 
     def redraw_like_the_modal() -> float | None:
         if not cadence["on"]:
             return None
         operators.redraw_ui(bpy.context)
-        return float(operators.TIMER_STEP)
+        return step
 
     bpy.app.timers.register(redraw_like_the_modal, first_interval=0.0)
     probe.start()
@@ -703,7 +717,10 @@ def scenario_slow() -> Step:
     log(f"redraw cadence only: max gap {redraw_only['max_gap_ms']} ms, p95 {redraw_only['p95_gap_ms']} ms")
     yield 0.3
 
+    # The start: Import pressed, connection, the preview image (loading it into the panel redraws the
+    # whole window once), the first bytes. Measured too, apart from the steady download after it.
     objects_before = len(bpy.data.objects)
+    probe.start()
     started = time.perf_counter()
     ret = invoke_import(bpy.context.window_manager.triverse.task_uuid)
     stall["invoke_returned"] = sorted(ret)
@@ -711,8 +728,17 @@ def scenario_slow() -> Step:
     job = core.Job.get(task)
     if job is None:
         raise RuntimeError(f"no job for {task} after invoke returned {ret}")
-    yield from wait_for(lambda: job.phase == "downloading" and part_bytes() > 0, 10.0, "the download to start")
+    yield from wait_for(
+        lambda: job.phase == "downloading" and part_bytes() > 0 and job.preview is not None,
+        10.0,
+        "the download to start (and the preview to arrive)",
+    )
     stall["download_started_after_ms"] = ms(time.perf_counter() - started)
+    yield 0.3
+    start_phase = probe.stop()
+    stall["start_phase"] = start_phase
+    stall["start_phase_max_gap_ms"] = start_phase["max_gap_ms"]
+    stall["start_phase_addon_max_ms"] = start_phase["addon_max_ms"]
 
     probe.start()
     yield MEASURE_SECONDS

@@ -86,7 +86,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     if reason:
         pytest.skip(reason)
     out = tmp_path_factory.mktemp("ui")
-    env = {k: v for k, v in os.environ.items() if k not in ("TRIVERSE_API_KEY", "TRIVERSE_API_URL")}
+    dropped = ("TRIVERSE_API_KEY", "TRIVERSE_API_URL", "PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    # Debian's Blender takes the first python3.11 on PATH as its Python home: a venv's (this one's, when
+    # activated) or pyenv's would give it another standard library and no Debian numpy or requests.
+    blender_dir = str(Path(shutil.which("blender") or "/usr/bin/blender").resolve().parent)
+    env["PATH"] = os.pathsep.join([blender_dir, "/usr/bin", env.get("PATH", "")])
     for name, folder in (
         ("BLENDER_USER_CONFIG", "user-config"),  # no first-run state or preferences of the machine's user
         ("BLENDER_USER_SCRIPTS", "user-scripts"),  # the driver stages the add-on in <this>/addons
@@ -244,13 +249,16 @@ def test_addon_main_thread_cost_while_downloading(run: Run) -> None:
     The raw tick gaps (which include Blender's drawing under software OpenGL) are recorded in
     result.json, not asserted on.
     """
-    stall = run.section("stall", "measured_while_downloading", "addon_max_ms")
+    stall = run.section("stall", "measured_while_downloading", "addon_max_ms", "start_phase_addon_max_ms")
     assert stall["measured_while_downloading"] is True, stall
     during = stall["during"]
     assert during["ticks"] >= 10, f"the probe hardly ran: {during['ticks']} ticks"
     assert "operators.modal" in during["addon_calls"], "the add-on's modal did not run while downloading"
-    numbers = {k: stall[k] for k in ("addon_max_ms", "max_gap_ms", "p95_gap_ms", "baseline_max_gap_ms")}
+    keys = ("addon_max_ms", "start_phase_addon_max_ms", "max_gap_ms", "p95_gap_ms", "baseline_max_gap_ms")
+    numbers = {k: stall.get(k) for k in keys}
     assert stall["addon_max_ms"] < ADDON_STALL_LIMIT_MS, numbers
+    # Also while the download starts: Import pressed, the worker started, the preview loaded into the panel.
+    assert stall["start_phase_addon_max_ms"] < ADDON_STALL_LIMIT_MS, numbers
 
 
 def test_status_bar_follows_progress(run: Run) -> None:
@@ -258,9 +266,8 @@ def test_status_bar_follows_progress(run: Run) -> None:
     stall = run.section("stall", "statusbar_draws_in_window")
     assert stall["statusbar_draws_in_window"] >= 3, (
         f"the status bar was drawn {stall['statusbar_draws_in_window']} times during "
-        f"{stall['during']['window_ms']:.0f} ms of download, the panel {stall['panel_draws_in_window']} times: "
-        "operators.redraw_ui looks for the status bar in window.screen.areas, where it never is (it is one "
-        "of the window's global areas)"
+        f"{stall['during']['window_ms']:.0f} ms of download, the panel {stall['panel_draws_in_window']} times "
+        "(the status bar is one of the window's global areas: window.screen.areas never lists it)"
     )
 
 
