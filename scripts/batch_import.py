@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CHECKOUT_PACKAGE = HERE.parent / "triverse_addon"
@@ -136,34 +137,22 @@ def main() -> int:
         bpy.context.preferences.system.use_online_access = True
 
     total = len(args.uuids)
-    counter = {"n": 0}
-
-    def show(result: object) -> None:
-        counter["n"] += 1
-        r = result  # batch.TaskResult
-        head = f"[{counter['n']}/{total}] {r.task_uuid}"  # type: ignore[attr-defined]
-        if r.status == "imported":  # type: ignore[attr-defined]
-            print(
-                f"{head} imported: {r.objects} objects, {r.format.upper()}, "  # type: ignore[attr-defined]
-                f"{errors.human_size(r.bytes)}, {r.seconds:.2f} s ({r.source})",
-                flush=True,
-            )  # type: ignore[attr-defined]
-        else:
-            print(f"{head} failed: {r.error}", flush=True)  # type: ignore[attr-defined]
-
     started = time.perf_counter()
     interrupted = False
-    results: list = []
+    results: list[Any] = []  # the add-on's batch.TaskResult, collected as they come: an interrupt keeps them
 
-    def collect(result: object) -> None:
-        results.append(result)  # collected as they come, so an interrupt keeps them
-        show(result)
+    def collect(r: Any) -> None:
+        results.append(r)
+        head = f"[{len(results)}/{total}] {r.task_uuid}"
+        if r.status == "imported":
+            size = errors.human_size(r.bytes)
+            print(f"{head} imported: {r.objects} objects, {r.format.upper()}, {size}, {r.seconds:.2f} s ({r.source})")
+        else:
+            print(f"{head} failed: {r.error}")
+        sys.stdout.flush()
 
-    try:
+    try:  # every task's failure is a result line; only an interrupt stops the batch
         batch.import_tasks(args.uuids, jobs=args.jobs, wait=args.wait, on_result=collect)
-    except errors.TriverseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_SOME_FAILED
     except KeyboardInterrupt:
         interrupted = True
         print("interrupted: saving what was imported", flush=True)

@@ -263,7 +263,7 @@ class Job:
             job.cancel()
         deadline = time.monotonic() + join_seconds
         for job in jobs:
-            job._thread.join(max(0.0, deadline - time.monotonic()))
+            job.join(max(0.0, deadline - time.monotonic()))
             job.finish()
 
     def join(self, timeout: float) -> None:
