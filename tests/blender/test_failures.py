@@ -149,7 +149,7 @@ def test_connection_refused(standin):
 def test_unreachable_proxy(standin):
     addon_prefs().proxy = "http://127.0.0.1:9"
     try:
-        _fails_cleanly(str(uuid.uuid4()), "proxy")
+        _fails_cleanly(str(uuid.uuid4()), "The proxy refused or failed the connection")
     finally:
         addon_prefs().proxy = ""
 
