@@ -477,7 +477,7 @@ def test_a_closed_proxy_is_connection_failed_mentioning_the_proxy(
     settings = make_settings(proxy=f"http://127.0.0.1:{free_port()}")
     with TriverseClient(settings) as c, pytest.raises(errors.ConnectionFailed) as info:
         c.download(TASK, tmp_path / "a.part")
-    assert "proxy" in assert_user_message(info.value)
+    assert "The proxy refused or failed" in assert_user_message(info.value)
 
 
 # -- TLS -------------------------------------------------------------------------------------------
