@@ -15,7 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 VENV_ROOT = ROOT / ".venv"
 
-TOOLS = ["pytest==8.*", "hypothesis==6.*"]
+# websockets: the stand-in's WebSocket server; websocket-client: the add-on's watch (shipped as a wheel).
+TOOLS = ["pytest==8.*", "hypothesis==6.*", "websockets==17.*", "websocket-client==1.9.*"]
 VENVS: dict[str, list[str]] = {
     # Blender 5.0 as a module.
     "bpy50": ["bpy==5.0.1", *TOOLS],
@@ -29,6 +30,8 @@ VENVS: dict[str, list[str]] = {
         "fake-bpy-module-4.2==20260730",
         "requests",
         "types-requests",
+        "websocket-client==1.9.*",
+        "websockets==17.*",
     ],
 }
 

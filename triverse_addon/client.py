@@ -33,7 +33,7 @@ from urllib3.util.retry import Retry
 from . import errors, formats
 from .config import Settings, check_ready
 
-__all__ = ["CHUNK_SIZE", "AssetInfo", "Download", "TaskStatus", "TriverseClient", "origin"]
+__all__ = ["CHUNK_SIZE", "AssetInfo", "Download", "TaskStatus", "TriverseClient", "origin", "proxies_for"]
 
 CHUNK_SIZE = 1 << 20  # large reads keep per-chunk Python work negligible against the network
 SMALL_CHUNK_SIZE = 64 << 10  # where reads wait for the whole size (urllib3 1.x): keeps progress live
@@ -170,8 +170,6 @@ class TriverseClient:
         # Passed with each request: requests lets REQUESTS_CA_BUNDLE override a Session's `verify`, which
         # would silently ignore the bundle chosen in the preferences. True still honours that variable.
         self._verify: str | bool = True
-        if settings.proxy:
-            self._session.proxies.update({"http": settings.proxy, "https": settings.proxy})
         if settings.ca_bundle:
             if not Path(settings.ca_bundle).is_file():
                 raise errors.TlsError(
@@ -296,7 +294,9 @@ class TriverseClient:
         check_ready(self.settings, self.online_access)
         timeout = (self.settings.connect_timeout, self.settings.read_timeout)
         try:
-            return self._session.get(url, stream=stream, timeout=timeout, verify=self._verify)
+            return self._session.get(
+                url, stream=stream, timeout=timeout, verify=self._verify, proxies=proxies_for(self.settings, url)
+            )
         except requests.RequestException as exc:
             raise self._transport_error(exc, url) from None
 
@@ -431,6 +431,17 @@ class TriverseClient:
     def _check_cancel(self) -> None:
         if self.cancel_event.is_set():
             raise errors.Cancelled("Import cancelled.")
+
+
+def proxies_for(settings: Settings, url: str) -> dict[str, str]:
+    """The proxy a request to `url` goes through: the preference, else HTTPS_PROXY/HTTP_PROXY minus NO_PROXY.
+
+    Given per request, because requests merges the environment's proxies over a Session's own: a
+    proxy set in the preferences would otherwise lose to HTTPS_PROXY. {} means a direct connection.
+    """
+    if settings.proxy:
+        return {"http": settings.proxy, "https": settings.proxy}
+    return dict(requests.utils.get_environ_proxies(url))
 
 
 def _body_chunks(response: requests.Response, decode: bool = True) -> Iterator[bytes]:
