@@ -15,8 +15,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 VENV_ROOT = ROOT / ".venv"
 
-# websockets: the stand-in's WebSocket server; websocket-client: the add-on's watch (shipped as a wheel).
-TOOLS = ["pytest==8.*", "hypothesis==6.*", "websockets==17.*", "websocket-client==1.9.*"]
+# websockets: the stand-in's WebSocket server. The add-on's own WebSocket client (websocket-client) is
+# not installed here on purpose: Blender installs it from the wheel the extension ships (build.py), and
+# the pure tier imports that same wheel, so what is tested is what users get.
+TOOLS = ["pytest==8.*", "hypothesis==6.*", "websockets==17.*"]
 VENVS: dict[str, list[str]] = {
     # Blender 5.0 as a module.
     "bpy50": ["bpy==5.0.1", *TOOLS],

@@ -23,12 +23,33 @@ import _bootstrap
 ROOT = _bootstrap.ROOT
 PACKAGE = ROOT / "triverse_addon"
 MANIFEST = ROOT / "blender_manifest.toml"
+WHEEL_CACHE = ROOT / "build" / "wheels"
 
 
 def manifest() -> dict:
     """The parsed manifest."""
     with open(MANIFEST, "rb") as f:
         return tomllib.load(f)
+
+
+def fetch_wheels() -> list[Path]:
+    """The wheels the manifest lists, fetched from PyPI into build/wheels on first use (pinned by name)."""
+    found = []
+    for entry in manifest().get("wheels", []):
+        name = Path(entry).name
+        path = WHEEL_CACHE / name
+        if not path.is_file():
+            dist, version = name.split("-")[:2]
+            print(f"[setup] fetching {name} for the extension: first run only", flush=True)
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
+                 "--only-binary=:all:", "--dest", str(WHEEL_CACHE), f"{dist.replace('_', '-')}=={version}"],
+                check=True,
+            )  # fmt: skip
+        if not path.is_file():
+            sys.exit(f"pip did not fetch {name}: check the manifest's wheels list")
+        found.append(path)
+    return found
 
 
 def _package_files() -> list[Path]:
@@ -43,8 +64,12 @@ def stage(dest_parent: Path, link: bool) -> Path:
     elif target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    for src in [*_package_files(), MANIFEST]:
-        dst = target / (src.relative_to(PACKAGE) if src != MANIFEST else MANIFEST.name)
+    wheels = fetch_wheels()
+    for src in [*_package_files(), MANIFEST, *wheels]:
+        if src in wheels:
+            dst = target / "wheels" / src.name
+        else:
+            dst = target / (src.relative_to(PACKAGE) if src != MANIFEST else MANIFEST.name)
         dst.parent.mkdir(parents=True, exist_ok=True)
         if link:
             os.symlink(src, dst)

@@ -9,15 +9,21 @@ import io
 import json
 import random
 import struct
+import sys
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+import build
 from standin_server import StandinServer
 from triverse_addon.client import TriverseClient
 from triverse_addon.config import Settings
+
+# The add-on's WebSocket client, from the very wheel the extension ships (Blender installs it from the
+# extension; the pure tier imports it straight from the wheel file, which is a zip).
+sys.path.insert(0, str(build.fetch_wheels()[0]))
 
 KEY = "sk-unit-3f9a7c1e5b2d4a6f8e0c"  # distinctive, so a leak is found by a plain substring search
 TASK = "92483a80-236c-4889-9a95-4c90bb64dfd8"
