@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import queue
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -147,7 +149,7 @@ class TriverseClient:
         self.cancel_event = cancel if cancel is not None else threading.Event()
         self._active: set[requests.Response] = set()
         self._lock = threading.Lock()
-        self._session = session or requests.Session()
+        self._session = session or _Session(settings)
         retry = _Retry(
             total=8,
             connect=1,
@@ -299,6 +301,25 @@ class TriverseClient:
             )
         except requests.RequestException as exc:
             raise self._transport_error(exc, url) from None
+        except OSError as exc:  # requests checks a CA bundle path (REQUESTS_CA_BUNDLE) itself, before connecting
+            if "CA certificate bundle" in str(exc):
+                raise self._bundle_error(missing=True) from None
+            raise self._transport_error(exc, url) from None
+
+    def _bundle_error(self, missing: bool) -> errors.TlsError:
+        """The CA bundle in effect (preferences, else REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE) is unusable."""
+        what = "does not exist" if missing else "holds no certificate in PEM form"
+        pem = "its CA certificate exported as PEM (Base-64 text)"
+        if isinstance(self._verify, str):
+            return errors.TlsError(
+                f"The CA bundle set in the preferences ({self._verify}) {what}: choose your proxy's certificate, "
+                f"{pem}, or clear the field."
+            )
+        name = next((n for n in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE") if os.environ.get(n)), "REQUESTS_CA_BUNDLE")
+        return errors.TlsError(
+            f"The CA bundle in {name} ({os.environ.get(name, '')}) {what}: point it to your proxy's certificate, "
+            f"{pem}, or unset it."
+        )
 
     def _get_json(self, url: str, task_uuid: str) -> dict[str, Any]:
         self._check_cancel()
@@ -379,7 +400,7 @@ class TriverseClient:
         return errors.error_for_response(response.status_code, response.headers, body, task_uuid, host)
 
     def _transport_error(
-        self, exc: requests.RequestException, url: str, received: int = 0, total: int | None = None
+        self, exc: OSError, url: str, received: int = 0, total: int | None = None
     ) -> errors.TriverseError:
         host = urlsplit(url).netloc or url
         chain = _causes(exc)
@@ -395,6 +416,8 @@ class TriverseClient:
                 f"{host} redirected too many times: check the service URL and any proxy or portal in between."
             )
         if isinstance(exc, requests.exceptions.SSLError):
+            if any(_unusable_bundle(e) for e in chain):
+                return self._bundle_error(missing=False)
             return errors.TlsError(
                 f"The secure connection to {host} failed (its certificate could not be verified): if your "
                 "network uses an inspecting proxy, set its CA bundle in the add-on preferences "
@@ -442,6 +465,29 @@ def proxies_for(settings: Settings, url: str) -> dict[str, str]:
     if settings.proxy:
         return {"http": settings.proxy, "https": settings.proxy}
     return dict(requests.utils.get_environ_proxies(url))
+
+
+class _Session(requests.Session):
+    """A Session whose redirects choose their proxy as `proxies_for` does for the first request.
+
+    requests keeps the first hop's proxy for every redirect, even to a host that NO_PROXY lists.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self._proxy_settings = settings
+
+    def rebuild_proxies(self, prepared_request: requests.PreparedRequest, proxies: Any) -> dict[str, str]:
+        """The proxy for the redirect's own URL (requests still handles Proxy-Authorization)."""
+        proxies = proxies_for(self._proxy_settings, prepared_request.url or "")
+        return dict(super().rebuild_proxies(prepared_request, proxies))  # type: ignore[no-untyped-call]  # untyped stub
+
+
+def _unusable_bundle(exc: BaseException) -> bool:
+    """OpenSSL found no certificate in the CA bundle (a DER file, a key, anything but PEM certificates)."""
+    return isinstance(exc, ssl.SSLError) and (
+        getattr(exc, "reason", None) == "NO_CERTIFICATE_OR_CRL_FOUND" or getattr(exc, "library", None) == "PEM"
+    )
 
 
 def _body_chunks(response: requests.Response, decode: bool = True) -> Iterator[bytes]:
