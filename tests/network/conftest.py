@@ -12,6 +12,7 @@ log. Nothing here imports `bpy`; the Blender end-to-end tests run `scripts/batch
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import json
 import os
@@ -52,7 +53,7 @@ SYSTEM_CA_STORE = "/etc/ssl/certs/ca-certificates.crt"
 START_TIMEOUT = 15.0  # seconds for a daemon to listen
 
 # The add-on's temporary files go to a folder of this session, so "nothing left on disk" is checked exactly.
-tempfile.tempdir = tempfile.mkdtemp(prefix="triverse-network-tmp-")
+_SESSION_TMP = tempfile.tempdir = tempfile.mkdtemp(prefix="triverse-network-tmp-")
 
 
 def make_model(padding: int = 0, seed: int = 7) -> bytes:
@@ -295,6 +296,15 @@ def _tail(log: Path) -> str:
     return log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
 
 
+def _die_with_us() -> None:
+    """In the daemon's child before exec: SIGTERM when pytest dies, even by SIGKILL (no daemon outlives a run)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _spawn(cmd: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_us)
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     """Stop a daemon we started (SIGTERM: nginx's fast shutdown, tinyproxy's exit), by force if it lingers."""
     if proc.poll() is None:
@@ -326,13 +336,7 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
         ngx.mkdir()
         (ngx / "nginx.conf").write_text(_nginx_conf(ngx, cert, key, fronts))
         # -e: the error log before the configuration is read; -p/-c: nothing from /etc/nginx.
-        procs.append(
-            subprocess.Popen(
-                [nginx, "-p", str(ngx), "-c", str(ngx / "nginx.conf"), "-e", str(ngx / "error.log")],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
+        procs.append(_spawn([nginx, "-p", str(ngx), "-c", str(ngx / "nginx.conf"), "-e", str(ngx / "error.log")]))
         proxy_port, dead_port = _free_port(), _free_port()  # nothing listens on the dead one
         tp = d / "tinyproxy"
         tp.mkdir()
@@ -342,13 +346,7 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
             f"MaxClients 50\nAllow 127.0.0.1\nDisableViaHeader Yes\n{connect_ports}\n"
         )
         try:
-            procs.append(
-                subprocess.Popen(
-                    [tinyproxy, "-d", "-c", str(tp / "tinyproxy.conf")],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
+            procs.append(_spawn([tinyproxy, "-d", "-c", str(tp / "tinyproxy.conf")]))
             _wait_listening(procs[0], [(h, p) for h, p, _, _ in fronts], ngx / "error.log")
             _wait_listening(procs[1], [("127.0.0.1", proxy_port)], tp / "tinyproxy.log")
             standin.front_asset_base = f"https://127.0.0.2:{ports[2]}"
@@ -405,3 +403,8 @@ def leftovers() -> Callable[[], list[str]]:
         return sorted(set(os.listdir(root)) - before)
 
     return left
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove this session's temporary folder (the daemons are stopped by then)."""
+    shutil.rmtree(_SESSION_TMP, ignore_errors=True)

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import requests
 from conftest import KEY, SYSTEM_CA_STORE, Network
 
 from triverse_addon import core, errors
@@ -247,3 +248,18 @@ def test_key_travels_only_inside_the_tunnel_and_never_to_the_asset_host(net, tas
     assert api and all(r.authorization == f"Bearer {KEY}" for r in api)  # it did travel, inside TLS
     assert len(assets) == 2 and all(r.authorization is None for r in assets)
     assert all(KEY not in str(r.headers) and KEY not in r.path for r in assets)
+
+
+# -- the front-end itself ----------------------------------------------------------------------------
+
+
+def test_nginx_passes_websocket_upgrade_headers_to_the_stand_in(net):
+    """What a live-watch test over wss:// needs from the front-end (the stand-in answers 401 here, no key)."""
+    headers = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13"}
+    headers["Sec-WebSocket-Key"] = "dGhlIHNhbXBsZSBub25jZQ=="
+    requests.get(net.api_url + "/tasks/watch", headers=headers, verify=str(net.ca_bundle), timeout=10).close()
+
+    [seen] = net.standin.requests_for("/tasks/watch")
+    received = {k.lower(): v for k, v in seen.headers.items()}
+    assert received["upgrade"] == "websocket" and received["connection"].lower() == "upgrade"
+    assert net.ws_origin == "wss://" + _port(net.api_url)
