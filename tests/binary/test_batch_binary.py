@@ -80,7 +80,13 @@ class Running:
             time.sleep(0.05)
 
     def finish(self, timeout: float = 60.0) -> int:
-        code = self.proc.wait(timeout=timeout)
+        """The exit status; a batch still running after `timeout` is killed and the test fails."""
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"the batch did not end within {timeout:.0f} s:\n{self.output}")
         self.reader.join(timeout=10)
         return code
 
@@ -147,7 +153,10 @@ def stall_second_task(
     first, stalled = new_tasks(server, sample, 2)
     server.fail("stall", stalled, after_bytes=1000, seconds=120)
     run = Running(blender, env, "-o", out, "--report", report, "--jobs", "1", first, stalled)
-    run.wait_until(f"{first} imported", lambda: f"{first} imported:" in run.output)
+    run.wait_until(f"{first} imported", lambda: f"{first} imported:" in run.output or f"{first} failed:" in run.output)
+    if f"{first} imported:" not in run.output:
+        run.proc.kill()
+        pytest.fail(f"{first} was not imported:\n{run.output}")
     run.wait_until(f"the download of {stalled}", lambda: bool(server.requests_for(f"/tasks/download/{stalled}")))
     return run, first, stalled
 
