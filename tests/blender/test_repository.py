@@ -230,8 +230,8 @@ def test_a_newer_version_is_seen_and_upgraded_to(upgrade_story):
     story = upgrade_story
     assert story["sync_2"]["outdated"] == 1  # Blender's own count: the "updates available" badge
     assert story["upgrade"]["result"] == ["FINISHED"]
-    # With the id listed twice in the index Blender does not upgrade (4.2.23: CANCELLED; 5.0.1: FINISHED,
-    # and the old version stays): what runs after the upgrade is what tells.
+    # With the id listed twice in the index Blender does not upgrade, yet 4.2.23 and 5.0.1 both return
+    # FINISHED and keep the old version: what runs after the upgrade is what tells.
     state = story["state_2"]
     assert state["enabled"] and state["version"] == story["new"] and state["manifest_version"] == story["new"]
     assert story["sync_2"]["listed"] == {"triverse": story["new"]}
