@@ -85,20 +85,27 @@ def test_read_version_beside_then_above_the_package_else_the_fallback(tmp_path, 
     )
 
 
-def test_python_without_tomllib_reads_the_manifests_top_level_version(tmp_path):
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ((ROOT / "blender_manifest.toml").read_text() + '\n[extra]\nversion = "9.9.9"\n', None),  # the manifest's
+        ('id = "triverse"\n\n[build]\nversion = "9.9.9"\n', version.FALLBACK),  # a table's key is not it
+    ],
+)
+def test_python_without_tomllib_reads_only_the_top_level_version(tmp_path, text, expected):
     # Blender 3.x's own builds run Python 3.10, which has no tomllib: the line-based reading must agree.
     manifest = tmp_path / "blender_manifest.toml"
-    manifest.write_text((ROOT / "blender_manifest.toml").read_text() + '\n[extra]\nversion = "9.9.9"\n')
+    manifest.write_text(text)
     code = (
-        "import sys; sys.modules['tomllib'] = None; sys.path.insert(0, sys.argv[1]);"
-        "import importlib.util as u; s = u.spec_from_file_location('v', sys.argv[2]); m = u.module_from_spec(s);"
-        "s.loader.exec_module(m); from pathlib import Path; print(m.read_version((Path(sys.argv[3]),)))"
+        "import sys; sys.modules['tomllib'] = None;"
+        "import importlib.util as u; s = u.spec_from_file_location('v', sys.argv[1]); m = u.module_from_spec(s);"
+        "s.loader.exec_module(m); from pathlib import Path; print(m.read_version((Path(sys.argv[2]),)))"
     )
     run = subprocess.run(
-        [sys.executable, "-c", code, str(ROOT), str(ROOT / "triverse_addon" / "version.py"), str(manifest)],
+        [sys.executable, "-c", code, str(ROOT / "triverse_addon" / "version.py"), str(manifest)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
-    assert run.stdout.strip() == manifest_version()
+    assert run.stdout.strip() == (expected or manifest_version())
 
 
 def test_build_stamps_a_given_version_into_a_staged_copy_only(tmp_path):
