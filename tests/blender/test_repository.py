@@ -110,7 +110,8 @@ class Blender:
             except queue.Empty:
                 raise AssertionError(f"Blender did not answer {cmd!r}: {''.join(self._output[-40:])}") from None
             if line is None:
-                raise AssertionError(f"Blender ended during {cmd!r}: {''.join(self._output[-60:])}")
+                code = self.proc.wait(timeout=30)
+                raise AssertionError(f"Blender ended (exit {code}) during {cmd!r}: {''.join(self._output[-60:])}")
             self._output.append(line)
             if line.startswith("RESULT "):
                 reply: dict[str, Any] = json.loads(line[len("RESULT ") :])
