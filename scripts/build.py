@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -124,10 +127,25 @@ def blender_ext_tool(python: str) -> tuple[Path, Path]:
     return Path(lines[-2]), Path(lines[-1])
 
 
+@contextlib.contextmanager
+def _staging_dir() -> Iterator[Path]:
+    """A fresh folder under build/ for one build: builds running side by side (test tiers) never share one."""
+    (ROOT / "build").mkdir(exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="stage-", dir=ROOT / "build"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def build(out_dir: Path, python: str, version: str | None = None) -> Path:
     """Stage, build with Blender's tool, validate the zip; return its path."""
+    with _staging_dir() as staging:
+        return _build(staging, out_dir, python, version)
+
+
+def _build(staging: Path, out_dir: Path, python: str, version: str | None) -> Path:
     tool, tags = blender_ext_tool(python)
-    staging = ROOT / "build" / "stage"
     source = stage(staging, link=False)
     info = manifest()
     version = version or info["version"]
@@ -154,10 +172,13 @@ def build(out_dir: Path, python: str, version: str | None = None) -> Path:
 
 def build_legacy(out_dir: Path, version: str | None = None) -> Path:
     """`<id>-<version>-legacy.zip` for Blender 3.x: one package folder with `bl_info`, no wheels."""
+    with _staging_dir() as staged:
+        return _build_legacy(staged, out_dir, version)
+
+
+def _build_legacy(staged: Path, out_dir: Path, version: str | None) -> Path:
     info = manifest()
     version = version or info["version"]
-    staged = ROOT / "build" / "stage-legacy"
-    shutil.rmtree(staged, ignore_errors=True)
     package = staged / info["id"]
     package.mkdir(parents=True)
     # Blender 3.x cannot install wheels: the add-on works without websocket-client there (it polls).
@@ -192,11 +213,13 @@ def publish(repo_dir: Path, python: str, version: str | None = None) -> Path:
     its index.json and index.html with Blender's own tool; return the zip's path."""
     repo_dir.mkdir(parents=True, exist_ok=True)
     pkg_id = manifest()["id"]
-    # Blender refuses to upgrade from an index that lists an id twice: one version per id.
-    for old in repo_dir.glob("*.zip"):
-        if _zip_id(old) == pkg_id:
-            old.unlink()
-    zip_path = build(repo_dir, python, version)
+    with _staging_dir() as out:
+        built = build(out, python, version)  # built and validated before anything published is touched
+        # Blender does not upgrade from an index that lists an id twice: one version per id.
+        for old in repo_dir.glob("*.zip"):
+            if _zip_id(old) == pkg_id:
+                old.unlink()
+        zip_path = Path(shutil.move(built, repo_dir / built.name))
     tool, _tags = blender_ext_tool(python)
     subprocess.run([python, str(tool), "server-generate", "--repo-dir", str(repo_dir), "--html"], check=True)
     index = json.loads((repo_dir / "index.json").read_text(encoding="utf-8"))
