@@ -8,7 +8,7 @@
 Blender's tool comes from .venv/bpy50 (made on first use). The manifest stays at the top level of the
 repository and holds the version (the one place it is written); Blender wants it beside `__init__.py`,
 so the package is staged first: copied for the build, symlinked for tests (live source). A published
-folder keeps one version per id (Blender refuses to upgrade from an index listing an id twice); any
+folder keeps one version per id (Blender does not upgrade from an index listing an id twice); any
 static web server can serve it, e.g. `python3 -m http.server -d DIR`.
 """
 
@@ -182,6 +182,7 @@ def _build_legacy(staged: Path, out_dir: Path, version: str | None) -> Path:
     package = staged / info["id"]
     package.mkdir(parents=True)
     # Blender 3.x cannot install wheels: the add-on works without websocket-client there (it polls).
+    # The manifest goes in too: version.py reads the version from it (Blender 3.x itself ignores it).
     for src in [*_package_files(), MANIFEST]:
         dst = package / (src.relative_to(PACKAGE) if src != MANIFEST else MANIFEST.name)
         dst.parent.mkdir(parents=True, exist_ok=True)
