@@ -81,7 +81,8 @@ class Blender:
     """One Blender process (the bpy module of this tier) with its own user folder, driven over stdin."""
 
     def __init__(self, user_dir: Path, log: Path) -> None:
-        env = {**os.environ, "BLENDER_USER_RESOURCES": str(user_dir)}
+        (user_dir / "tmp").mkdir(parents=True, exist_ok=True)  # the add-on's temporary files stay in the test's
+        env = {**os.environ, "BLENDER_USER_RESOURCES": str(user_dir), "TMPDIR": str(user_dir / "tmp")}
         env.pop("TRIVERSE_API_KEY", None)
         env.pop("TRIVERSE_API_URL", None)
         self._log = log.open("w")
