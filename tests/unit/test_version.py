@@ -61,6 +61,7 @@ def test_the_changelog_describes_this_version():
 
 def test_the_readme_names_no_other_version():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert re.findall(r"This release is \*\*(.+?)\*\*", text) == [manifest_version()]
     named = set(re.findall(r"triverse-(\d+\.\d+\.\d+)", text))
     assert named <= {manifest_version()}, named
 
