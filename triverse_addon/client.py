@@ -32,14 +32,14 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from . import errors, formats
+from . import errors, formats, version
 from .config import Settings, check_ready
 
 __all__ = ["CHUNK_SIZE", "AssetInfo", "Download", "TaskStatus", "TriverseClient", "origin", "proxies_for"]
 
 CHUNK_SIZE = 1 << 20  # large reads keep per-chunk Python work negligible against the network
 SMALL_CHUNK_SIZE = 64 << 10  # where reads wait for the whole size (urllib3 1.x): keeps progress live
-USER_AGENT = "triverse-blender/0.1.0"
+USER_AGENT = version.USER_AGENT  # triverse-blender/<version>: the manifest holds the version
 RETRY_STATUSES = (429, 502, 503, 504)
 MAX_RETRY_AFTER = 8.0  # seconds; with 3 status retries the whole wait stays near 30 s at worst
 MAX_ERROR_BODY = 64 * 1024

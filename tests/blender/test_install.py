@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import tomllib
 import uuid
 import zipfile
 from pathlib import Path
@@ -44,10 +45,14 @@ def test_built_zip_validates_installs_and_imports(standin, sample_glb, tmp_path)
         capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
     assert build.returncode == 0, build.stdout + build.stderr
-    zip_path = tmp_path / "triverse-0.1.0.zip"
+    with open(ROOT / "blender_manifest.toml", "rb") as f:
+        manifest = tomllib.load(f)
+    zip_path = tmp_path / f"triverse-{manifest['version']}.zip"  # named after the manifest's version
     with zipfile.ZipFile(zip_path) as zf:
         names = set(zf.namelist())
-    assert {"blender_manifest.toml", "__init__.py", "client.py", "operators.py"} <= names
+    assert {"blender_manifest.toml", "__init__.py", "client.py", "operators.py", "version.py"} <= names
+    assert {w.removeprefix("./") for w in manifest["wheels"]} <= names  # Blender installs them from here
+    assert (tmp_path / f"triverse-{manifest['version']}-legacy.zip").is_file()  # for Blender 3.x
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
     task = str(uuid.uuid4())
