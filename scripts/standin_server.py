@@ -23,8 +23,8 @@ or FAILED, one step every `timeline_step` s; `script_next_generation`, `release`
 WebSocket watch `GET /tasks/watch/{uuid}?token=KEY` on the API's own host and port (uses the `websockets`
 library). Failures for these name their endpoint with `on=`: "create", "upload", "quote", "account" (answers
 replaced after the request was processed: a creation answered 500 did create its task; "reset" closes the
-connection without any answer) or "watch" ("refused": 404, "drop": closed after the first message,
-"silent", "no_finalized", or any JSON error mode); "any" does not cover them.
+connection without any answer) or "watch" ("refused": 404, "drop" / "close_early": closed abruptly / cleanly
+after the first message, "silent", "no_finalized", or any JSON error mode); "any" does not cover them.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ _JSON_ERRORS: dict[str, tuple[int, int, str, str]] = {
 _REPLACING = {*_JSON_ERRORS, "expired", "bad_gateway", "gateway_timeout", "html", "json", "garbage"}
 _TRANSPORT = {"truncated", "drop", "gzip", "chunked", "stall", "slow"}
 _REDIRECTS = {"redirect", "redirect_same_host"}
-_GENERATION_MODES = {"reset", "refused", "silent", "no_finalized"}
+_GENERATION_MODES = {"reset", "refused", "silent", "no_finalized", "close_early"}
 FAILURE_MODES = frozenset(_REPLACING | _TRANSPORT | _REDIRECTS | _GENERATION_MODES | {"first_byte_delay"})
 
 _PROXY_PAGE = (
@@ -312,7 +312,9 @@ class _Handler(BaseHTTPRequestHandler):
         failure = owner._take_failure(task_uuid, "watch", ok=True)
         mode = failure.mode if failure is not None else None
         if mode == "refused" or owner._task(task_uuid) is None:
-            self._send(_error(404, 1005, "Resource not found", "Check the URL."))
+            # Echoes the request line, query and all, as many servers' and proxies' error pages do: a
+            # client must not pass such a body on (it holds the key).
+            self._send(_error(404, 1005, f"Resource not found: {self.path}", "Check the URL."))
         elif failure is not None and mode in _JSON_ERRORS:
             self._send(_failure_reply(failure.mode, failure.params))
         else:
