@@ -750,6 +750,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="API host address")
     parser.add_argument("--asset-host", default="127.0.0.2", help="asset host address, or 'none' for the API host")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument("--balance", type=float, default=1000.0, help="credits for generation (default: 1000)")
+    parser.add_argument("--timeline-step", type=float, default=1.0, help="seconds between a generation's states")
     args = parser.parse_args(argv)
     if not args.asset.is_file():
         parser.error(f"no such file: {args.asset}")
@@ -760,7 +762,16 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    server = StandinServer(args.key, args.host, args.port, asset_host=asset_host, verbose=args.verbose)
+    server = StandinServer(
+        args.key,
+        args.host,
+        args.port,
+        asset_host=asset_host,
+        verbose=args.verbose,
+        balance=args.balance,
+        generated_asset=args.asset.resolve(),
+        timeline_step=args.timeline_step,
+    )
     progress = 100 if args.status == "SUCCESS" else 0
     server.add(task_uuid, args.asset.resolve(), ext=ext, status=args.status, progress=progress)
     with server:

@@ -392,3 +392,26 @@ def test_the_watch_goes_through_the_proxy_of_the_preferences(
     assert any(line.startswith(f"GET http://{api}/api/v1/tasks/{running}") for line in proxy.lines)
     assert paths == (["poll"] if refuse_connect else ["socket"])
     assert watches(server, running) == (0 if refuse_connect else 1)
+
+
+def test_cancel_while_the_handshake_hangs(
+    server: StandinServer, client: TriverseClient, running: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as mute:  # accepts connections (backlog), never answers
+        port = mute.getsockname()[1]
+        monkeypatch.setattr(watch, "watch_url", lambda base, uuid, key: f"ws://127.0.0.1:{port}/x?token={key}")
+        outcome: list[BaseException] = []
+
+        def wait() -> None:
+            try:
+                run(client, running, timeout=30)
+            except BaseException as exc:  # handed to the test thread
+                outcome.append(exc)
+
+        thread = threading.Thread(target=wait)
+        thread.start()
+        later(0.3, client.abort)
+        thread.join(2)  # well before the 3 s connect timeout of these settings
+        assert not thread.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], errors.Cancelled)
+    assert status_polls(server, running) == 0  # cancelled before the status was asked
