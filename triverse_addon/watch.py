@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import ssl
 import threading
 import time
@@ -266,6 +267,12 @@ def _open_socket(client: TriverseClient, task_uuid: str) -> Any:
 
     def connect() -> None:
         try:
+            direct = options.pop("direct", False)
+            if direct:
+                # websocket-client consults HTTPS_PROXY itself whenever it is given no proxy host (its
+                # "no proxy" option only applies beside one): the decision already made must hold, so
+                # the connection is opened here and handed over.
+                options["socket"] = _direct_socket(client, options.get("sslopt"))
             ws = websocket.create_connection(url, timeout=client.settings.connect_timeout, **options)
         except Exception as exc:  # noqa: BLE001 - reported as a type name only: the text may hold the URL
             box["error"] = type(exc).__name__
@@ -301,8 +308,7 @@ def _socket_options(client: TriverseClient) -> dict[str, Any]:
         options["sslopt"] = {"context": ssl.create_default_context(cafile=_ca_file(client))}  # always verified
     proxy = proxies_for(settings, http_url).get(scheme)
     if not proxy:
-        # websocket-client would read HTTP(S)_PROXY itself: the decision made above (none) must hold.
-        options["http_no_proxy"] = ["*"]
+        options["direct"] = True  # the decision made above (no proxy) must hold: see _open_socket
         return options
     parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
     if parts.scheme != "http" or not parts.hostname:
@@ -319,6 +325,20 @@ def _socket_options(client: TriverseClient) -> dict[str, Any]:
     if parts.username:
         options["http_proxy_auth"] = (unquote(parts.username), unquote(parts.password or ""))
     return options
+
+
+def _direct_socket(client: TriverseClient, sslopt: dict[str, Any] | None) -> socket.socket:
+    """A connected socket to the API host, wrapped in TLS (verified, with the host's name) for wss."""
+    parts = urlsplit(client.settings.base_url)
+    host = parts.hostname or ""
+    sock = socket.create_connection((host, parts.port or (443 if sslopt else 80)), client.settings.connect_timeout)
+    if sslopt is None:
+        return sock
+    try:
+        return sslopt["context"].wrap_socket(sock, server_hostname=host)  # type: ignore[no-any-return]
+    except BaseException:
+        sock.close()
+        raise
 
 
 def _ca_file(client: TriverseClient) -> str:

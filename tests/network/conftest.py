@@ -22,6 +22,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -30,8 +31,12 @@ from pathlib import Path
 
 import pytest
 
+import build
 from standin_server import StandinServer
 from triverse_addon.config import Settings
+
+# The add-on's WebSocket client from the wheel the extension ships, as in the pure tier.
+sys.path.insert(0, str(build.fetch_wheels()[0]))
 
 KEY = "sk-net-7d41c0e9a2b64f58b3e1"  # distinctive, so a leak is found by a plain substring search
 TASK = "5f0c8a2e-93b1-4d7a-8c66-0e2f4b9a1d37"
