@@ -272,7 +272,7 @@ def _open_socket(client: TriverseClient, task_uuid: str) -> Any:
                 # websocket-client consults HTTPS_PROXY itself whenever it is given no proxy host (its
                 # "no proxy" option only applies beside one): the decision already made must hold, so
                 # the connection is opened here and handed over.
-                options["socket"] = _direct_socket(client, options.get("sslopt"))
+                options["socket"] = _direct_socket(url, client.settings.connect_timeout, options.get("sslopt"))
             ws = websocket.create_connection(url, timeout=client.settings.connect_timeout, **options)
         except Exception as exc:  # noqa: BLE001 - reported as a type name only: the text may hold the URL
             box["error"] = type(exc).__name__
@@ -327,12 +327,12 @@ def _socket_options(client: TriverseClient) -> dict[str, Any]:
     return options
 
 
-def _direct_socket(client: TriverseClient, sslopt: dict[str, Any] | None) -> socket.socket:
-    """A connected socket to the API host, wrapped in TLS (verified, with the host's name) for wss."""
-    parts = urlsplit(client.settings.base_url)
+def _direct_socket(url: str, timeout: float, sslopt: dict[str, Any] | None) -> socket.socket:
+    """A socket connected to the watch URL's host, wrapped in TLS (verified, with the host's name) for wss."""
+    parts = urlsplit(url)
     host = parts.hostname or ""
-    sock = socket.create_connection((host, parts.port or (443 if sslopt else 80)), client.settings.connect_timeout)
-    if sslopt is None:
+    sock = socket.create_connection((host, parts.port or (443 if parts.scheme == "wss" else 80)), timeout)
+    if parts.scheme != "wss" or sslopt is None:
         return sock
     try:
         return sslopt["context"].wrap_socket(sock, server_hostname=host)  # type: ignore[no-any-return]
