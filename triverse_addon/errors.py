@@ -320,19 +320,24 @@ def error_for_response(
         return AssetExpired(expired_message(task_uuid))
     if status == 429:
         return ServiceBusy("Triverse is busy (too many requests, still so after retrying): try again in a minute.")
-    if status in (502, 503, 504):
-        return ServiceBusy(
-            f"Triverse is temporarily unavailable (HTTP {status}, still so after retrying): try again in a few minutes."
-        )
     if status >= 500:
-        return ServerError(
-            _with_message(f"Triverse failed on its side (HTTP {status})", answer)
-            + ": try again later, and contact Triverse support if it persists."
-        )
+        return _server_side(status, answer)
     what = "a web page" if answer.kind == "html" else f"HTTP {status}"
     return UnexpectedResponse(
         _with_message(f"{host} answered with {what} instead of the model of task {short}", answer)
         + ": check the service URL in the add-on preferences and any proxy in between."
+    )
+
+
+def _server_side(status: int, answer: ServiceAnswer) -> TriverseError:
+    """A 5xx still so after the retries: busy (502/503/504) or a failure on the service's side."""
+    if status in (502, 503, 504):
+        return ServiceBusy(
+            f"Triverse is temporarily unavailable (HTTP {status}, still so after retrying): try again in a few minutes."
+        )
+    return ServerError(
+        _with_message(f"Triverse failed on its side (HTTP {status})", answer)
+        + ": try again later, and contact Triverse support if it persists."
     )
 
 
@@ -430,15 +435,8 @@ def error_for_request(
             _with_message(f"Triverse refused this {action} (HTTP 403): check the API key in {PREFERENCES}", answer)
             + "."
         )
-    if status in (502, 503, 504):
-        return ServiceBusy(
-            f"Triverse is temporarily unavailable (HTTP {status}, still so after retrying): try again in a few minutes."
-        )
     if status >= 500:
-        return ServerError(
-            _with_message(f"Triverse failed on its side (HTTP {status})", answer)
-            + ": try again later, and contact Triverse support if it persists."
-        )
+        return _server_side(status, answer)
     what = "a web page" if answer.kind == "html" else f"HTTP {status}"
     return UnexpectedResponse(
         _with_message(f"{host} answered this {action} with {what}", answer)
