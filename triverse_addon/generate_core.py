@@ -33,7 +33,7 @@ from pathlib import Path
 from . import core, errors, generation, watch
 from .client import TaskStatus, TriverseClient
 from .config import Settings
-from .generations import GenerationRecord, GenerationStore
+from .generations import TERMINAL, GenerationRecord, GenerationStore
 from .library import Library
 
 __all__ = [
@@ -145,7 +145,8 @@ def finish_task(
         if on_status is not None:
             on_status(status)
 
-    watch.wait_for_success(client, task_uuid, timeout, seen, use_socket=use_socket)
+    # The silence limit is read now, not when watch was imported, so a test can shorten it.
+    watch.wait_for_success(client, task_uuid, timeout, seen, use_socket=use_socket, silence=watch.SILENCE_SECONDS)
     return core.obtain_asset(client, task_uuid, library)
 
 
@@ -196,10 +197,12 @@ def _update(store: GenerationStore, task_uuid: str, status: TaskStatus) -> None:
     record = store.get(task_uuid)
     if record is None:
         return
-    record.status = status.status
-    record.progress = status.progress
-    record.error = status.error if status.status in ("FAILED", "CANCELLED") else ""
-    store.upsert(record)
+    changed = dataclasses.replace(record, status=status.status, progress=status.progress or record.progress)
+    if status.status in TERMINAL:
+        changed.error = status.error if status.status != "SUCCESS" else ""
+        changed.finished_at = changed.finished_at or time.time()
+    if changed != record:
+        store.upsert(changed)
 
 
 # -- the sidebar's job ---------------------------------------------------------------------------
