@@ -136,6 +136,7 @@ def finish_task(
     timeout: float = WATCH_TIMEOUT,
     on_status: StatusCallback | None = None,
     use_socket: bool = True,
+    progress: core.ProgressCallback | None = None,
 ) -> core.Asset:
     """Watch the task until it succeeds, then obtain its model (the store follows every status seen)."""
 
@@ -147,7 +148,7 @@ def finish_task(
 
     # The silence limit is read now, not when watch was imported, so a test can shorten it.
     watch.wait_for_success(client, task_uuid, timeout, seen, use_socket=use_socket, silence=watch.SILENCE_SECONDS)
-    return core.obtain_asset(client, task_uuid, library)
+    return core.obtain_asset(client, task_uuid, library, progress=progress)
 
 
 def generate(
@@ -243,8 +244,19 @@ class GenerateJob(core.Job):
             created = create_task(job.client, request, order_id, store=store, allow_duplicate=allow_duplicate)
             job.claim_task(created.task_uuid)
             job.created = created  # one assignment: the main thread reads it when it polls
+
+            def progress(received: int, total: int | None) -> None:
+                job.fetch_preview()  # once the model flows, as Import does: the picture never delays it
+                job.report_progress(received, total)
+
             return finish_task(
-                job.client, created.task_uuid, library, store=store, timeout=timeout, on_status=job.report_status
+                job.client,
+                created.task_uuid,
+                library,
+                store=store,
+                timeout=timeout,
+                on_status=job.report_status,
+                progress=progress,
             )
 
         job = cls.start(settings, online_access=online_access, work=work, key=key)

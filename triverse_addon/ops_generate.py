@@ -110,7 +110,9 @@ class TRIVERSE_OT_generate(ModalJob, bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         """The whole generation, synchronously: the console, scripts and `blender -b` use this."""
-        if self.is_repeat():  # belt and braces: a repeat would be a second, charged task
+        # Belt and braces (there is no REGISTER): a redo or Repeat Last would be a second, charged task, and
+        # would block Blender on the network. Operator.is_repeat() only says the last operator was this one.
+        if self.options.is_repeat or self.options.is_repeat_last:
             self.report({"WARNING"}, "Generate is never repeated: press Generate again for a new task.")
             return {"CANCELLED"}
         try:
