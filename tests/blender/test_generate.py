@@ -391,6 +391,7 @@ def test_a_double_click_creates_one_task(gen, standin):
         _until(job)
     finally:
         job.finish()
+        job.join(5.0)  # its worker leaves the registry as it ends
     assert job.error is None, job.error
     job.result.cleanup()
     assert len(gen.created) == 1
@@ -410,6 +411,7 @@ def test_stopping_the_watch_leaves_the_task_running_and_listed(gen, standin):
         _until(job)
     finally:
         job.finish()
+        job.join(5.0)  # its worker leaves the registry as it ends
     assert isinstance(job.error, _mod("errors").Cancelled)
     assert "keeps running on Triverse" in _mod("generate_core").stopped_message(task)
     record = _store_records()[task]
