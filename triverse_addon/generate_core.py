@@ -123,7 +123,7 @@ def create_task(
     image_file = generation.upload_image(client, request.image_path) if request.image_path else None
     created = generation.create(client, request, order_id, image_file=image_file, allow_duplicate=allow_duplicate)
     if store is not None:
-        store.upsert(_record(request, created, order_id))
+        _keep(store, _record(request, created, order_id))
     return created
 
 
@@ -203,7 +203,15 @@ def _update(store: GenerationStore, task_uuid: str, status: TaskStatus) -> None:
         changed.error = status.error if status.status != "SUCCESS" else ""
         changed.finished_at = changed.finished_at or time.time()
     if changed != record:
-        store.upsert(changed)
+        _keep(store, changed)
+
+
+def _keep(store: GenerationStore, record: GenerationRecord) -> None:
+    """Write a record; a list that cannot be saved (disk full) never stops a generation already paid for."""
+    try:
+        store.upsert(record)
+    except errors.StorageError as exc:
+        log.warning("%s", exc)
 
 
 # -- the sidebar's job ---------------------------------------------------------------------------

@@ -38,6 +38,7 @@ def import_generated(
     finally:
         asset.cleanup()
         preferences.forget_library_summary()
+    generations_bpy.mark_imported(asset.task_uuid)
     count = len(imported.objects)
     operator.report(
         {"INFO"},
@@ -282,7 +283,7 @@ class TRIVERSE_OT_generation_stop(bpy.types.Operator):
     task_uuid: StringProperty(options={"SKIP_SAVE"})
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        """Stop the sidebar's job for the task, or its watch since start."""
+        """Stop the sidebar's job for the task (or the job's key, before the task exists), or its watch again."""
         job = core.Job.get(self.task_uuid)
         if job is not None:
             job.cancel()  # the job's modal reports it, once the worker has stopped

@@ -93,6 +93,7 @@ def test_text_prompt_is_generated_watched_live_and_imported(gen, standin):
     assert len(_status_gets(standin, task)) == 1
     record = _store_records()[task]
     assert record["status"] == "SUCCESS" and record["prompt"] == PROMPT and record["cost_credits"] == 40
+    assert record["imported"] is True and record["order_id"].startswith("blender-")
 
 
 def test_image_from_a_file_is_uploaded_and_named_after_the_image(gen, standin, tmp_path):
