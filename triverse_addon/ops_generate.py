@@ -11,6 +11,8 @@ Row operators, each with `task_uuid`: `triverse.generation_import`, `triverse.ge
 
 from __future__ import annotations
 
+import os
+
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
@@ -96,6 +98,7 @@ class TRIVERSE_OT_generate(ModalJob, bpy.types.Operator):
         options={"SKIP_SAVE"},
     )
     allow_duplicate: BoolProperty(options={"HIDDEN", "SKIP_SAVE"})  # "Generate Again": a new task on purpose
+    image_file: StringProperty(options={"HIDDEN", "SKIP_SAVE"})  # "Generate Again": the earlier upload's file_key
 
     def request(self) -> generation.GenerationRequest:
         """The request these properties describe (not checked yet)."""
@@ -118,8 +121,8 @@ class TRIVERSE_OT_generate(ModalJob, bpy.types.Operator):
             return {"CANCELLED"}
         try:
             request = self.request()
-            generate_core.check(request)  # the reasons, before any request
-            generate_core.refuse_if_running(generate_core.request_key(request, self.allow_duplicate))
+            generate_core.check(request, self.image_file)  # the reasons, before any request
+            generate_core.refuse_if_running(generate_core.request_key(request, self.allow_duplicate, self.image_file))
             settings = preferences.get_settings(context)
             library, warning = core.open_library(settings)
             if warning:
@@ -127,7 +130,12 @@ class TRIVERSE_OT_generate(ModalJob, bpy.types.Operator):
             store = generations_bpy.store()
             with TriverseClient(settings, online_access=preferences.online_access()) as client:
                 created = generate_core.create_task(
-                    client, request, generation.new_order_id(), store=store, allow_duplicate=self.allow_duplicate
+                    client,
+                    request,
+                    generation.new_order_id(),
+                    store=store,
+                    allow_duplicate=self.allow_duplicate,
+                    image_file=self.image_file,
                 )
                 if not self.wait:
                     self.report({"INFO"}, _created_message(created))
@@ -143,7 +151,7 @@ class TRIVERSE_OT_generate(ModalJob, bpy.types.Operator):
             return self.execute(context)
         try:
             request = self.request()
-            generate_core.check(request)
+            generate_core.check(request, self.image_file)
             job = generate_core.GenerateJob.begin(
                 preferences.get_settings(context),
                 request,
@@ -151,6 +159,7 @@ class TRIVERSE_OT_generate(ModalJob, bpy.types.Operator):
                 store=generations_bpy.store(),
                 allow_duplicate=self.allow_duplicate,
                 online_access=preferences.online_access(),
+                image_file=self.image_file,
             )
         except Exception as exc:  # noqa: BLE001 - reported once, in report_failure
             return report_failure(self, exc)
@@ -251,6 +260,8 @@ class TRIVERSE_OT_generation_again(bpy.types.Operator):
                 texture_size=str(record.texture_size),
                 turbo=record.turbo,
                 allow_duplicate=True,
+                # The file itself when it is still there (a file_key may not be kept for ever), else its upload.
+                image_file="" if record.image_path and os.path.isfile(record.image_path) else record.image_file,
             )
         except RuntimeError as exc:  # Generate reported it already; scripts get it from here too
             self.report({"ERROR"}, str(exc).removeprefix("Error: ").strip())
