@@ -8,11 +8,15 @@ it saved (opened again in the same Blender), the tasks the stand-in saw created,
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import API_KEY, ROOT, blend_contents, run_blender, temp_left
+from conftest import API_KEY, ROOT, blend_contents, blender_cmd, run_blender, temp_left
 
 from standin_server import StandinServer
 
@@ -122,3 +126,34 @@ def test_max_credits_within_the_limit_generates(blender, blender_env, gen, tmp_p
     assert "quoted: 20 credits for 2 tasks" in proc.stdout  # mesh only 20, turbo -10: 10 each
     assert len(gen.created) == 2
     assert all("/tasks/text-to-mesh" in r.path for r in _creations(gen))
+
+
+def test_ctrl_c_saves_what_was_imported_and_exits_1(blender, blender_env, gen, tmp_path):
+    out = tmp_path / "scene.blend"
+    gen.gen.script_next("SUCCESS")
+    gen.gen.script_next(hold=True)  # the second task runs until released: the batch is watching it
+    env = {**blender_env, "TRIVERSE_API_URL": gen.base_url, "TRIVERSE_API_KEY": API_KEY}
+    proc = subprocess.Popen(
+        blender_cmd(blender, "--python", SCRIPT, "--", "-o", out, "--jobs", "1", "a red chair", "a slow lamp"),
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    deadline = time.monotonic() + 60
+    while not (any("imported:" in line for line in lines) and len(gen.created) == 2):
+        assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
+        time.sleep(0.05)
+
+    proc.send_signal(signal.SIGINT)
+
+    assert proc.wait(timeout=30) == 1, "".join(lines)
+    reader.join(5)
+    output = "".join(lines)
+    assert "interrupted: saving what was imported" in output
+    first, held = gen.created
+    assert sorted(k for k in blend_contents(blender, out, blender_env) if k) == [first]
+    stored = Path(blender_env["BLENDER_USER_DATAFILES"]) / "triverse" / "generations.json"
+    record = {r["task_uuid"]: r for r in json.loads(stored.read_text())["generations"]}[held]
+    assert record["status"] in ("QUEUED", "RUNNING")  # as last seen: listed, to be watched again
+    gen.gen.release(held)
