@@ -34,8 +34,8 @@ def _progress_text(job: core.Job) -> tuple[float | None, str]:
     """(fraction or None, text) for a job, e.g. (0.31, "12.3 MB of 40.0 MB (31%), 5.2 MB/s")."""
     if job.phase == "waiting" and job.status is not None:
         return (job.status.progress or 0) / 100, f"Task {job.status.describe()}"
-    if job.phase in ("starting",) or (job.phase == "waiting" and job.status is None):
-        return None, "Connecting..."
+    if job.phase in ("starting", "waiting"):  # a finished task whose download has not begun yet
+        return None, "Starting download..."
     speed = f", {errors.human_size(job.speed)}/s" if job.speed else ""
     if job.total:
         fraction = min(job.received / job.total, 1.0)
@@ -58,14 +58,31 @@ def _draw_progress(layout: bpy.types.UILayout, job: core.Job) -> None:
 
 
 def _preview_icon(job: core.Job) -> int:
-    """Icon id of the task's preview image, loaded on the main thread once the worker fetched it."""
+    """Icon id of the task's preview image once `load_preview` has loaded it (draw() never decodes)."""
     pcoll = _previews.get("collection")
-    if pcoll is None or job.preview is None:
+    if pcoll is None or job.key not in pcoll:  # type: ignore[operator]
         return 0
-    key = job.task_uuid
-    if key not in pcoll:  # type: ignore[operator]
-        pcoll.load(key, str(job.preview), "IMAGE")  # type: ignore[attr-defined]
-    return pcoll[key].icon_id  # type: ignore[index]
+    return int(pcoll[job.key].icon_id)  # type: ignore[index]
+
+
+def load_preview(job: core.Job) -> None:
+    """Put the job's preview pixels (decoded by its worker) into the panel's collection, once, from the
+    modal tick: no file read and no decoding on the main thread, none in draw()."""
+    pcoll = _previews.get("collection")
+    pixels = job.preview_pixels
+    if pcoll is None or pixels is None or job.key in pcoll:  # type: ignore[operator]
+        return
+    preview = pcoll.new(job.key)  # type: ignore[attr-defined]
+    preview.image_size = preview.icon_size = (pixels.width, pixels.height)
+    preview.image_pixels_float.foreach_set(pixels.rgba)
+    preview.icon_pixels_float.foreach_set(pixels.rgba)
+
+
+def forget_preview(job: core.Job) -> None:
+    """Release the job's preview image (its job is no longer shown)."""
+    pcoll = _previews.get("collection")
+    if pcoll is not None and job.key in pcoll:  # type: ignore[operator]
+        del pcoll[job.key]  # type: ignore[attr-defined]
 
 
 class TRIVERSE_PT_import(bpy.types.Panel):

@@ -132,3 +132,92 @@ def test_disabling_the_addon_mid_download_cancels_it_quickly_and_leaves_no_parti
     assert took < 2.5, f"disabling took {took:.1f} s"
     assert not job.alive
     assert not list(incoming.glob("*.part")), "partial file left after disabling"
+
+
+def _poll_until(job, predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert not job.poll() or predicate(), f"the job ended first: {job.phase} {job.error!r}"
+        assert time.monotonic() < deadline, f"still {job.phase}"
+        time.sleep(0.02)
+
+
+def test_a_finished_task_whose_download_has_not_begun_says_starting(standin, sample_glb):
+    core, ui, preferences = _mod("core"), _mod("ui"), _mod("preferences")
+    task = _task(standin, sample_glb)
+    standin.fail("first_byte_delay", task, seconds=1.0)
+    job = core.Job.start(preferences.get_settings(), task, wait=30)
+    try:
+        _poll_until(job, lambda: job.status is not None)
+        assert job.status.status == "SUCCESS"
+        assert ui._progress_text(job) == (None, "Starting download...")  # not "Task SUCCESS, 100%"
+    finally:
+        job.cancel()
+        job.join(5)
+        job.poll()
+        job.finish()
+
+
+def _blender_png(tmp_path: Path) -> tuple[bytes, list[float]]:
+    """A PNG written by Blender itself (its encoder picks the row filters), and Blender's own pixels of it."""
+    image = bpy.data.images.new("grid", 24, 16)
+    image.generated_type = "COLOR_GRID"
+    image.filepath_raw = str(tmp_path / "grid.png")
+    image.file_format = "PNG"
+    image.save()
+    bpy.data.images.remove(image)
+    image = bpy.data.images.load(str(tmp_path / "grid.png"))
+    pixels = list(image.pixels)
+    bpy.data.images.remove(image)
+    return (tmp_path / "grid.png").read_bytes(), pixels
+
+
+def test_the_preview_is_decoded_by_the_worker_and_released(standin, sample_glb, tmp_path):
+    core, ui, preferences = _mod("core"), _mod("ui"), _mod("preferences")
+    task = str(uuid.uuid4())
+    png, blenders_pixels = _blender_png(tmp_path)
+    standin.add(task, sample_glb, preview=png)
+    standin.fail("stall", task, after_bytes=1000, seconds=30)
+    images_before = len(bpy.data.images)
+    job = core.Job.start(preferences.get_settings(), task)
+    try:
+        _poll_until(job, lambda: job.preview is not None)
+        pcoll = ui._previews["collection"]
+        assert ui._preview_icon(job) == 0 and job.key not in pcoll  # draw() only looks: nothing loaded there
+        ui.load_preview(job)  # what the modal does on its tick
+        assert tuple(pcoll[job.key].image_size) == (24, 16)
+        assert len(bpy.data.images) == images_before  # Blender decoded nothing: no image datablock
+        pixels = list(pcoll[job.key].image_pixels_float)
+        assert len(pixels) == len(blenders_pixels) == 24 * 16 * 4
+        assert max(abs(a - b) for a, b in zip(pixels, blenders_pixels, strict=True)) < 1 / 255 + 1e-6
+    finally:
+        job.cancel()
+        job.join(5)
+        job.poll()
+        ui.forget_preview(job)
+        job.finish()
+    assert job.key not in ui._previews["collection"]
+    assert not job.preview.exists()  # the worker removed its private preview folder
+
+
+def test_a_task_whose_cancelled_worker_still_runs_cannot_be_imported_again(standin, sample_glb):
+    core, preferences = _mod("core"), _mod("preferences")
+    task = _task(standin, sample_glb)
+    standin.fail("first_byte_delay", task, times=1, seconds=2.0)  # abort() cannot wake a wait for headers
+    job = core.Job.start(preferences.get_settings(), task)
+    deadline = time.monotonic() + 5
+    while not standin.requests_for(f"/tasks/download/{task}"):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    job.cancel()
+    while not job.poll():
+        time.sleep(0.02)
+    job.finish()  # what the sidebar does once it has said "cancelled"
+    assert job.alive
+    with pytest.raises(RuntimeError, match="still stopping"):
+        bpy.ops.triverse.import_task(task_uuid=task)
+    assert core.Job.active() == []  # the panel no longer shows it
+    job.join(10)
+    assert core.Job.get(task) is None
+    assert bpy.ops.triverse.import_task(task_uuid=task) == {"FINISHED"}
+    assert len(standin.requests_for(f"/tasks/download/{task}")) == 2
