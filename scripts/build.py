@@ -90,21 +90,42 @@ def stage(dest_parent: Path, link: bool) -> Path:
     return target
 
 
-def stamp_version(staged: Path, version: str) -> None:
-    """Give a staged copy another version: its manifest's `version` and its `bl_info` (never the sources)."""
+def _version_edits(version: str) -> tuple[tuple[str, str, str], ...]:
+    """(file name, pattern, replacement) for each place a tool needs the version written out."""
     if not re.fullmatch(r"\d+\.\d+\.\d+", version):
-        sys.exit(f"--version must be MAJOR.MINOR.PATCH, not {version!r}")
-    for name, pattern, replacement in (
+        sys.exit(f"the version must be MAJOR.MINOR.PATCH, not {version!r}")
+    return (
         ("blender_manifest.toml", r'^version = "[^"]*"', f'version = "{version}"'),
         ("__init__.py", r'"version": \(\d+, \d+, \d+\)', f'"version": ({version.replace(".", ", ")})'),
-    ):
-        path = staged / name
-        text = path.read_text(encoding="utf-8")
-        new, count = re.subn(pattern, replacement, text, count=1, flags=re.MULTILINE)
-        if count != 1:
-            sys.exit(f"could not stamp the version into {path}")
+        ("pyproject.toml", r'^version = "[^"]*"', f'version = "{version}"'),
+    )
+
+
+def _stamp(path: Path, pattern: str, replacement: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    new, count = re.subn(pattern, replacement, text, count=1, flags=re.MULTILINE)
+    if count != 1:
+        sys.exit(f"could not stamp the version into {path}")
+    if path.is_symlink():
         path.unlink()  # a staged file may be a symlink to the sources: never write through it
-        path.write_text(new, encoding="utf-8")
+    path.write_text(new, encoding="utf-8")
+
+
+def stamp_version(staged: Path, version: str) -> None:
+    """Give a staged copy another version: its manifest's `version` and its `bl_info` (never the sources)."""
+    for name, pattern, replacement in _version_edits(version)[:2]:
+        _stamp(staged / name, pattern, replacement)
+
+
+def set_version(version: str) -> None:
+    """A new release: the manifest's version, and the copies Blender 3.x (bl_info) and pyproject.toml need."""
+    places = {
+        "blender_manifest.toml": MANIFEST,
+        "__init__.py": PACKAGE / "__init__.py",
+        "pyproject.toml": ROOT / "pyproject.toml",
+    }
+    for name, pattern, replacement in _version_edits(version):
+        _stamp(places[name], pattern, replacement)
 
 
 def bl_info_version(init_py: Path) -> tuple[int, ...]:
@@ -239,7 +260,7 @@ def check_versions() -> None:
     if project != version or literal != version:
         sys.exit(
             f"version mismatch: blender_manifest.toml says {version}, pyproject.toml {project}, "
-            f"bl_info in triverse_addon/__init__.py {literal}: make them equal"
+            f"bl_info in triverse_addon/__init__.py {literal}: run scripts/build.py --set-version {version}"
         )
 
 
@@ -250,7 +271,18 @@ def main() -> None:
     parser.add_argument("--python", help="a Python with the bpy module (default: .venv/bpy50, made on first use)")
     parser.add_argument("--repository", type=Path, metavar="DIR", help="publish the extension into this folder")
     parser.add_argument("--version", help="build this version (a staged copy is stamped; the manifest is not)")
+    parser.add_argument(
+        "--set-version",
+        metavar="X.Y.Z",
+        help="start a release: write X.Y.Z into the manifest (and its copies), then stop",
+    )
     args = parser.parse_args()
+    if args.set_version:
+        set_version(args.set_version)
+        print(
+            f"version {args.set_version}: blender_manifest.toml, bl_info and pyproject.toml; now add it to CHANGELOG.md"
+        )
+        return
     if args.version is None:
         check_versions()
     python = args.python or str(_bootstrap.venv_python("bpy50"))
