@@ -81,6 +81,9 @@ Step = Generator[float, None, Any]
 def setup() -> None:
     prefs = bpy.context.preferences
     prefs.view.show_splash = False  # the first-run "Quick Setup" splash would cover the window and eat keys
+    # A tooltip opens half a second after the pointer stops over a button (the Import button, clicked):
+    # its redraws would be counted with the add-on's in the measured window.
+    prefs.view.show_tooltips = False
     prefs.use_preferences_save = False  # never write the (isolated) user preferences
     prefs.view.use_save_prompt = False  # quit_blender would otherwise ask "Save changes?" and wait for ever
     prefs.filepaths.temporary_directory = str(WORK)  # quit.blend goes here, not to /tmp

@@ -35,6 +35,7 @@ API_KEY = "ui-test-key"
 # The stall probe's interval: shorter than an idle pass of Blender's event loop (it sleeps 5 ms), so it
 # ticks on every pass and the regions drawn between two ticks were drawn in one pass. (0 would spin.)
 PROBE_INTERVAL = 0.001
+FOLLOW_UP_SECONDS = 0.2  # a sidebar draw this soon after the previous one is Blender's own follow-up
 MEASURE_SECONDS = 2.2  # length of each measured window (baseline and during the download)
 SLOW_SECONDS = 4.5  # how long the "slow" download takes
 MODEL_PADDING = 3_000_000  # bytes of unused buffer added to the GLB (a ~3.3 MB file that imports fast)
@@ -503,16 +504,33 @@ class Probe:
         if self.profiler:
             drawn += [(t, "STATUSBAR") for t, _, name in self.profiler.events if name == "ui.draw_statusbar"]
         per_gap: list[list[str]] = []
+        follow_ups, last_ui = 0, -1.0
         for a, b in zip(self.ticks, self.ticks[1:], strict=False):
-            per_gap.append(sorted(region for t, region in drawn if a < t <= b))
+            regions = sorted(region for t, region in drawn if a < t <= b)
+            if "UI" in regions:
+                # Blender draws a sidebar once more, on its own, right after a draw that changed a panel's
+                # size (a job box or the preview appeared): that follow-up is Blender's, not the add-on's.
+                if a - last_ui < FOLLOW_UP_SECONDS:
+                    regions.remove("UI")
+                    follow_ups += 1
+                else:
+                    last_ui = b
+            per_gap.append(regions)
         worst = max(per_gap, key=len, default=[])
         worst_at = next((a for a, g in zip(self.ticks, per_gap, strict=False) if g is worst), None)
+        start = self.ticks[0] if self.ticks else 0.0
+        events = [(t, region) for t, region in drawn]
+        if self.profiler:
+            events += [(t, name) for t, _, name in self.profiler.events if name.startswith("operators.")]
         return {
+            # what was drawn and when the add-on's operator ran, in ms from the start of the window
+            "timeline": [[ms(t - start), what] for t, what in sorted(events)],
             "worst_pass_after_start_ms": ms(worst_at - self.ticks[0]) if worst_at is not None else None,
             "max_regions_per_pass": len(worst),
             "regions_in_worst_pass": worst,
             "passes_with_two_or_more_regions": sum(len(g) >= 2 for g in per_gap),
             "region_redraws": len(drawn),
+            "sidebar_follow_ups": follow_ups,
         }
 
 
