@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import errors, formats, thumbnail
+from . import errors, formats, thumbnail, watch
 from .client import TaskStatus, TriverseClient
 from .config import Settings
 from .library import Library
@@ -40,9 +40,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-WAIT_POLL_FIRST = 2.0
 CANCEL_GRACE = 0.5  # seconds a cancelled worker gets to report before the job is declared cancelled
-WAIT_POLL_MAX = 15.0
 # A hyphenated UUID standing alone (not inside a longer word), as in a task page's address.
 _UUID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z-])[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}(?![0-9A-Za-z-])")
 
@@ -118,7 +116,8 @@ def obtain_asset(
 ) -> Asset:
     """A verified local model for the task: from the library when kept there, else downloaded.
 
-    `wait` > 0 polls the task's status for up to that many seconds until it succeeds; with
+    `wait` > 0 watches the task (live over the WebSocket, else by polling) for up to that many seconds
+    until it succeeds; with
     `on_status` the status is asked (and told) before downloading even without waiting.
     """
     task_uuid = parse_task_uuid(task_uuid)  # it names files and folders: never anything but a UUID
@@ -127,7 +126,7 @@ def obtain_asset(
         return from_library
     if wait > 0 or on_status is not None:
         try:
-            wait_for_success(client, task_uuid, wait, on_status)
+            watch.wait_for_success(client, task_uuid, wait, on_status)  # pushed over the WebSocket, else polled
         except errors.UnexpectedResponse:
             pass  # a status the service cannot give is no reason to stop: the download will tell
     workdir = Path(tempfile.mkdtemp(prefix="triverse-"))
@@ -174,33 +173,6 @@ def _model_in(path: Path, fmt: str, workdir: Path | None) -> Path:
         return path
     assert workdir is not None
     return formats.find_model(formats.extract_zip(path, workdir / "unpacked"))
-
-
-def wait_for_success(
-    client: TriverseClient, task_uuid: str, timeout: float, on_status: StatusCallback | None = None
-) -> TaskStatus:
-    """Poll the task's status with back-off until SUCCESS; raise when it fails, ends, or time runs out."""
-    deadline = time.monotonic() + timeout
-    delay = WAIT_POLL_FIRST
-    while True:
-        status = client.task_status(task_uuid)
-        if on_status:
-            on_status(status)
-        if status.status == "SUCCESS":
-            return status
-        if status.status in ("FAILED", "CANCELLED") or timeout <= 0:
-            raise client.not_ready_error(task_uuid, status)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise errors.TaskNotReady(
-                f"Task {task_uuid[:8]} is still {status.describe()} after waiting {timeout:g} s: "
-                "try again later, or wait longer.",
-                status=status.status,
-                progress=status.progress,
-            )
-        if client.cancel_event.wait(min(delay, remaining)):
-            raise errors.Cancelled("Import cancelled.")
-        delay = min(delay * 1.5, WAIT_POLL_MAX)
 
 
 def fetch_preview(client: TriverseClient, task_uuid: str, dest_dir: Path) -> Path | None:
