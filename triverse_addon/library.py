@@ -4,8 +4,8 @@ No `bpy` module use. Layout: `<root>/<task_uuid>/asset.<fmt>` with `meta.json` b
 `<root>/.incoming/` for downloads in progress (same file system, so that `os.replace` is atomic).
 An asset is kept once its `meta.json` (size and SHA-256) is written: `commit` does it at once with the
 digest taken while the bytes arrived; `keep` moves the file in place first and writes the record from a
-helper thread once the digest of the file (hot in the page cache) is known, so that hashing overlaps
-Blender's import instead of competing with the download for the CPU.
+helper thread once the digest of the file (hot in the page cache) is known, so that hashing can wait
+until Blender's import is done instead of competing with the download (or the import) for the CPU.
 """
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ class Library:
         """Move a complete download into place now; record it once a helper thread has hashed it.
 
         The file is importable from `PendingEntry.path` at once; `lookup` finds it only after the record
-        is written (size checked, SHA-256 known). `PendingEntry.wait()` returns the entry.
+        is written (size checked, SHA-256 known). Hashing starts with `PendingEntry.start()` (after the
+        import, so that it takes no CPU from it) or `wait()`, which returns the entry.
         """
         path = self._move_in(task_uuid, partial, fmt)
         return PendingEntry(self, Entry(task_uuid, fmt, size, "", filename or path.name, time.time(), path))
@@ -209,17 +210,26 @@ class PendingEntry:
     """A file already at its place in the library, recorded (kept) once a helper thread has hashed it."""
 
     def __init__(self, library: Library, entry: Entry) -> None:
-        """Start hashing `entry.path` (its size and SHA-256 get checked and recorded)."""
+        """Prepare to hash `entry.path` (its size and SHA-256 get checked and recorded) once started."""
         self.library = library
         self.path = entry.path
         self._entry = entry
         self._result: Entry | errors.StorageError | None = None
         self._identity = _identity(entry.path)
-        self._thread = threading.Thread(target=self._run, name="triverse-keep", daemon=True)
-        self._thread.start()
+        # Not a daemon: Python waits for it at exit (a fraction of a second), so a model imported just before
+        # Blender quits is still recorded; were it cut short, the unrecorded file would only be downloaded again.
+        self._thread = threading.Thread(target=self._run, name="triverse-keep", daemon=False)
+        self._start_lock = threading.Lock()
+
+    def start(self) -> None:
+        """Hash and record on the helper thread (once; later calls do nothing)."""
+        with self._start_lock:
+            if self._thread.ident is None:
+                self._thread.start()
 
     def wait(self, timeout: float | None = None) -> Entry:
         """The kept entry, once recorded; StorageError when the file could not be read back or changed."""
+        self.start()
         self._thread.join(timeout)
         result = self._result
         if result is None:
@@ -231,7 +241,7 @@ class PendingEntry:
     @property
     def done(self) -> bool:
         """The record is written (or it failed)."""
-        return not self._thread.is_alive()
+        return self._result is not None
 
     def _run(self) -> None:
         entry = self._entry

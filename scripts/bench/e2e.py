@@ -90,7 +90,7 @@ def worker_e2e(spec: dict[str, Any]) -> None:
         url = f"{info['base_url']}/tasks/download/{task}"
         dest = tmp / f"native-{task}.glb"
 
-        def addon_once(task: str = task) -> float:
+        def addon_once(task: str = task, info: dict[str, Any] = info) -> float:
             bpy.ops.wm.read_homefile(use_empty=True)
             if library_dir is not None:  # forget the kept copy (untimed): every run downloads and keeps it again
                 shutil.rmtree(library_dir / task, ignore_errors=True)
@@ -101,8 +101,8 @@ def worker_e2e(spec: dict[str, Any]) -> None:
             addon_once.cpu = time.process_time() - cpu  # type: ignore[attr-defined]
             if result != {"FINISHED"} or not bpy.data.objects:
                 raise SystemExit(f"import_task returned {result} with {len(bpy.data.objects)} objects")
-            if library_dir is not None and not (library_dir / task / "meta.json").is_file():
-                raise SystemExit(f"import_task kept nothing in the library {library_dir}")
+            if library_dir is not None:
+                addon_once.kept = _kept_after(library_dir / task / "meta.json", info, started)  # type: ignore[attr-defined]
             return elapsed
 
         def native_once(url: str = url, dest: Path = dest) -> tuple[float, float]:
@@ -126,6 +126,7 @@ def worker_e2e(spec: dict[str, Any]) -> None:
             "native_s": [],
             "native_curl_s": [],
             "addon_cpu_s": [],
+            "kept_s": [],
             "native_cpu_s": [],
             "first": [],
         }
@@ -141,6 +142,8 @@ def worker_e2e(spec: dict[str, Any]) -> None:
             data["native_s"].append(native_s)
             data["native_curl_s"].append(curl_s)
             data["addon_cpu_s"].append(addon_once.cpu)  # type: ignore[attr-defined]
+            if library_dir is not None:
+                data["kept_s"].append(addon_once.kept)  # type: ignore[attr-defined]
             data["native_cpu_s"].append(native_once.cpu)  # type: ignore[attr-defined]
             data["first"].append("addon" if i % 2 == 0 else "native")
         unlink(dest)
@@ -151,3 +154,21 @@ def worker_e2e(spec: dict[str, Any]) -> None:
         results[label] = data
     results_meta = {"bpy": bpy.app.version_string, "library": spec["library"]}
     Path(spec["out"]).write_text(json.dumps({k: {**v, **results_meta} for k, v in results.items()}))
+
+
+def _kept_after(meta: Path, info: dict[str, Any], started: float) -> float:
+    """Seconds from the operator's start until the library's record of the task exists (checked to be right).
+
+    The add-on may record a download after the model is in the scene (its SHA-256 taken meanwhile): the
+    next run must not start before, and the record must say what was served.
+    """
+    deadline = time.monotonic() + 60
+    while not meta.is_file():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"import_task kept nothing in the library ({meta} never appeared)")
+        time.sleep(0.002)
+    seen = time.perf_counter() - started
+    record = json.loads(meta.read_text("utf-8"))
+    if record["size"] != info["bytes"] or record["sha256"] != info["sha256"]:
+        raise SystemExit(f"the library's record of {info['task_uuid']} is wrong: {record}")
+    return seen

@@ -71,7 +71,7 @@ def main() -> int:
                 task = str(uuid.uuid5(uuid.NAMESPACE_URL, f"triverse-bench-{key}"))
                 log = tmp / f"server-{key.replace(' ', '')}.log"
                 server = stack.enter_context(standin_cli(Path(asset["path"]), task, log))
-                servers[key] = {**server, "bytes": asset["bytes"]}
+                servers[key] = {**server, "bytes": asset["bytes"], "sha256": asset["sha256"]}
             padded = {label: servers[label] for label in SIZES if label in servers}
             if "throughput" in phases:
                 runs = RUNS["throughput"][pick]

@@ -17,7 +17,7 @@ def plot(path: Path, results: dict[str, Any]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    fig, axes = plt.subplots(3, 2, figsize=(12, 12.5))
     fig.suptitle(f"Triverse for Blender benchmarks ({results['machine']['date'][:10]})", fontsize=13)
 
     def bars(ax: Any, groups: list[str], series: list[tuple[str, list[list[float]], str]], unit: str) -> None:
@@ -115,12 +115,35 @@ def plot(path: Path, results: dict[str, Any]) -> None:
             f"Batch of {BATCH_TASKS} tasks, {BATCH_DELAY * 1000:.0f} ms to first byte (speed-up 4, 8: {speed})",
             fontsize=10,
         )
+    defaults = results.get("e2e_defaults") or {}
+    for col, kind in enumerate(("mesh", "padded")):
+        ax = axes[2][col]
+        names = [f"{label} {kind}" for label in SIZES if f"{label} {kind}" in defaults]
+        title = f"End to end with defaults (library on), {kind} GLBs"
+        if "not_measured" in defaults or not names:
+            empty(ax, title, _why(defaults))
+            continue
+        bars(
+            ax,
+            [n.rsplit(" ", 1)[0] for n in names],
+            [
+                ("import_task", [[x * 1000 for x in defaults[n]["addon_s"]] for n in names], "tab:blue"),
+                ("curl + glTF import", [[x * 1000 for x in defaults[n]["native_s"]] for n in names], "tab:gray"),
+            ],
+            "ms, log scale (lower is better)",
+        )
+        ax.set_yscale("log")
+        every = [x * 1000 for n in names for x in defaults[n]["native_s"] + defaults[n]["addon_s"]]
+        ax.set_ylim(min(every) / 2, max(every) * 4)  # log scale: 1 MB and 170 MB on one axis
+        ratio_text = ", ".join(f"{n.rsplit(' ', 1)[0]}: {defaults[n]['ratio_fastest']:.2f}" for n in names)
+        ax.set_title(f"{title}\n(fastest/fastest {ratio_text})", fontsize=10)
+
     stall = results.get("stall") or {}
     if stall.get("max_gap_ms"):
         note = f"UI stall during a sidebar download: max gap {statistics.median(stall['max_gap_ms']):.0f} ms"
     else:
         note = f"UI stall: not measured ({_why(stall)})"
     fig.text(0.5, 0.01, note, ha="center", fontsize=9)
-    fig.tight_layout(rect=(0, 0.03, 1, 0.96))
+    fig.tight_layout(rect=(0, 0.02, 1, 0.97))
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -47,6 +47,7 @@ def test_nothing_is_kept_before_the_hash_is_known(tmp_path: Path, glb: bytes, mo
 
     monkeypatch.setattr(library, "sha256_of", slow_sha256_of)
     pending = lib.keep(T1, partial_with(lib, glb), "glb", len(glb))
+    pending.start()
     # The older record is gone at once (it must never describe the new file), the new one not yet written.
     assert not (tmp_path / "lib" / T1 / "meta.json").exists()
     assert lib.entries() == []
@@ -81,6 +82,9 @@ def test_a_file_replaced_while_hashed_is_left_to_its_own_import(
 
     monkeypatch.setattr(library, "sha256_of", gated)
     first = lib.keep(T1, partial_with(lib, b"first " * 100), "glb", 600)
+    first.start()
+    while not calls:
+        release.wait(0.01)  # until the first one is hashing
     second = lib.keep(T1, partial_with(lib, glb), "glb", len(glb))  # the same task again, meanwhile
     assert second.wait().sha256 == hashlib.sha256(glb).hexdigest()
     release.set()
@@ -97,3 +101,24 @@ def test_keep_into_an_unwritable_place_is_a_storage_error_and_removes_the_partia
     with pytest.raises(errors.StorageError, match="Cannot write to the library folder"):
         lib.keep(T1, partial, "glb", len(glb))
     assert not partial.exists()
+
+
+def test_hashing_waits_for_start_and_runs_on_a_helper_thread(
+    tmp_path: Path, glb: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lib = Library(tmp_path / "lib")
+    threads: list[str] = []
+    real = library.sha256_of
+
+    def recording(path: Path) -> str:
+        threads.append(threading.current_thread().name)
+        return real(path)
+
+    monkeypatch.setattr(library, "sha256_of", recording)
+    pending = lib.keep(T1, partial_with(lib, glb), "glb", len(glb))
+    assert threads == [] and not pending.done and lib.lookup(T1) is None  # the import runs meanwhile
+    pending.start()
+    pending.start()  # twice is once
+    entry = pending.wait()
+    assert threads == ["triverse-keep"] and pending.done
+    assert lib.lookup(T1) == entry
