@@ -5,7 +5,8 @@
     python3 scripts/benchmark.py --only e2e_defaults    # one measure, writes build/benchmarks-quick/
 
 Runs in its own environment, `.venv/bench` (bpy 5.0.1, matplotlib, psutil), made on first use through
-`_bootstrap` like the project's other environments. Everything is on loopback: the stand-in service
+`_bootstrap` like the project's other environments (TRIVERSE_BENCH_HERE=1 runs it in the current Python
+instead, when that one has them). Everything is on loopback: the stand-in service
 (`standin_server.py`) runs in its own process, so its Python never shares a GIL with what is measured.
 The measures live in scripts/bench/ (one module each, `bench.common` for what they share):
 
