@@ -354,12 +354,23 @@ class TriverseClient:
             return None
 
     def _write_body(
-        self, response: requests.Response, dest: Path, progress: ProgressCallback | None, max_bytes: int | None
+        self,
+        response: requests.Response,
+        dest: Path,
+        progress: ProgressCallback | None,
+        max_bytes: int | None,
+        hash_body: bool = True,
     ) -> Download:
+        """Stream the body into `dest`; `hash_body=False` leaves `sha256` empty for the caller to take later.
+
+        Only the receiving and the writing must keep pace with the network. On a fast link with few cores
+        hashing competes with them for the CPU, so a caller that hashes the file afterwards (the library's
+        `keep`, while Blender imports) skips it here.
+        """
         encoded = response.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
         declared = _int_or_none(response.headers.get("Content-Length"))
         total = None if encoded else declared
-        digest = _Sha256Worker()
+        digest: _Sha256Worker | _NoDigest = _Sha256Worker() if hash_body else _NoDigest()
         received = 0
         try:
             with digest, open(dest, "wb") as out:
@@ -639,6 +650,23 @@ class _Sha256Worker:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
+
+
+class _NoDigest:
+    """Stands in for `_Sha256Worker` when the body is not hashed while it arrives."""
+
+    def __enter__(self) -> _NoDigest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def update(self, chunk: bytes) -> None:
+        """Nothing to do."""
+
+    def hexdigest(self) -> str:
+        """Empty: the digest is taken later from the file."""
+        return ""
 
 
 def _incomplete(received: int, total: int | None) -> errors.IncompleteDownload:

@@ -2,6 +2,10 @@
 
 No `bpy` module use. Layout: `<root>/<task_uuid>/asset.<fmt>` with `meta.json` beside it, and
 `<root>/.incoming/` for downloads in progress (same file system, so that `os.replace` is atomic).
+An asset is kept once its `meta.json` (size and SHA-256) is written: `commit` does it at once with the
+digest taken while the bytes arrived; `keep` moves the file in place first and writes the record from a
+helper thread once the digest of the file (hot in the page cache) is known, so that hashing can wait
+until Blender's import is done instead of competing with the download (or the import) for the CPU.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 import uuid as uuidlib
 from dataclasses import asdict, dataclass
@@ -17,7 +22,7 @@ from pathlib import Path
 from . import errors
 from .formats import remove_quietly
 
-__all__ = ["Entry", "Library", "sha256_of"]
+__all__ = ["Entry", "Library", "PendingEntry", "sha256_of"]
 
 _STALE_PARTIAL_SECONDS = 6 * 3600
 
@@ -92,26 +97,55 @@ class Library:
 
     def commit(self, task_uuid: str, partial: Path, fmt: str, size: int, sha256: str, filename: str = "") -> Entry:
         """Move a complete, checked download into the library (atomically) and record it."""
+        path = self._move_in(task_uuid, partial, fmt)
+        entry = Entry(task_uuid, fmt, size, sha256, filename or path.name, time.time(), path)
+        try:
+            self._write_meta(entry)
+        except OSError as exc:
+            remove_quietly(path)
+            raise self._storage_error(exc) from None
+        self.enforce_cap(keep=task_uuid)
+        return entry
+
+    def keep(self, task_uuid: str, partial: Path, fmt: str, size: int, filename: str = "") -> PendingEntry:
+        """Move a complete download into place now; record it once a helper thread has hashed it.
+
+        The file is importable from `PendingEntry.path` at once; `lookup` finds it only after the record
+        is written (size checked, SHA-256 known). Hashing starts with `PendingEntry.start()` (after the
+        import, so that it takes no CPU from it) or `wait()`, which returns the entry.
+        """
+        path = self._move_in(task_uuid, partial, fmt)
+        return PendingEntry(self, Entry(task_uuid, fmt, size, "", filename or path.name, time.time(), path))
+
+    def _move_in(self, task_uuid: str, partial: Path, fmt: str) -> Path:
+        """Put the partial file at its kept name, after forgetting any earlier record of the task."""
         folder = self.root / _checked(task_uuid)
         try:
             folder.mkdir(parents=True, exist_ok=True)
+            remove_quietly(folder / "meta.json")  # first: an old record must never describe the new file
             for old in folder.glob("asset.*"):
                 remove_quietly(old)
             path = folder / f"asset.{fmt}"
             os.replace(partial, path)
-            entry = Entry(task_uuid, fmt, size, sha256, filename or path.name, time.time(), path)
-            meta = {k: v for k, v in asdict(entry).items() if k in _META_KEYS}
-            tmp = folder / f".meta-{uuidlib.uuid4().hex[:8]}.json"
-            tmp.write_text(json.dumps(meta, indent=1), "utf-8")
-            os.replace(tmp, folder / "meta.json")
         except OSError as exc:
             remove_quietly(partial)
-            raise errors.StorageError(
-                f"Cannot write to the library folder {self.root} ({exc.strerror or exc}): free some disk space "
-                "or choose another folder in the add-on preferences."
-            ) from None
-        self.enforce_cap(keep=task_uuid)
-        return entry
+            raise self._storage_error(exc) from None
+        return path
+
+    def _write_meta(self, entry: Entry) -> None:
+        meta = {k: v for k, v in asdict(entry).items() if k in _META_KEYS}
+        tmp = entry.path.parent / f".meta-{uuidlib.uuid4().hex[:8]}.json"
+        try:
+            tmp.write_text(json.dumps(meta, indent=1), "utf-8")
+            os.replace(tmp, entry.path.parent / "meta.json")
+        finally:
+            remove_quietly(tmp)
+
+    def _storage_error(self, exc: OSError) -> errors.StorageError:
+        return errors.StorageError(
+            f"Cannot write to the library folder {self.root} ({exc.strerror or exc}): free some disk space "
+            "or choose another folder in the add-on preferences."
+        )
 
     def entries(self) -> list[Entry]:
         """Kept assets, newest first (from their records; not verified)."""
@@ -170,6 +204,74 @@ class Library:
                     part.unlink()
             except OSError:
                 continue
+
+
+class PendingEntry:
+    """A file already at its place in the library, recorded (kept) once a helper thread has hashed it."""
+
+    def __init__(self, library: Library, entry: Entry) -> None:
+        """Prepare to hash `entry.path` (its size and SHA-256 get checked and recorded) once started."""
+        self.library = library
+        self.path = entry.path
+        self._entry = entry
+        self._result: Entry | errors.StorageError | None = None
+        self._identity = _identity(entry.path)
+        # Not a daemon: Python waits for it at exit (a fraction of a second), so a model imported just before
+        # Blender quits is still recorded; were it cut short, the unrecorded file would only be downloaded again.
+        self._thread = threading.Thread(target=self._run, name="triverse-keep", daemon=False)
+        self._start_lock = threading.Lock()
+
+    def start(self) -> None:
+        """Hash and record on the helper thread (once; later calls do nothing)."""
+        with self._start_lock:
+            if self._thread.ident is None:
+                self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> Entry:
+        """The kept entry, once recorded; StorageError when the file could not be read back or changed."""
+        self.start()
+        self._thread.join(timeout)
+        result = self._result
+        if result is None:
+            raise errors.StorageError(f"The library is still checking {self.path.name}: try again in a moment.")
+        if isinstance(result, errors.StorageError):
+            raise result
+        return result
+
+    @property
+    def done(self) -> bool:
+        """The record is written (or it failed)."""
+        return self._result is not None
+
+    def _run(self) -> None:
+        entry = self._entry
+        try:
+            digest = sha256_of(entry.path)
+            # The file hashed must be the one moved in, whole: not replaced meanwhile by another import
+            # of the same task (that one records itself), nor shorter than what was received.
+            if _identity(entry.path) != self._identity or self._identity[2] != entry.size:
+                raise OSError(0, "the file changed while it was being checked")
+            kept = Entry(entry.task_uuid, entry.format, entry.size, digest, entry.filename, entry.saved_at, entry.path)
+            self.library._write_meta(kept)
+        except OSError as exc:
+            if _identity(entry.path) == self._identity:
+                remove_quietly(entry.path)  # unrecorded: never left to look kept
+            self._result = self.library._storage_error(exc)
+            return
+        self._result = kept
+        try:
+            self.library.enforce_cap(keep=entry.task_uuid)
+        except OSError:
+            pass  # the cap is enforced again on the next commit
+
+
+def _identity(path: Path) -> tuple[int, int, int, int]:
+    """(device, inode, size, mtime in ns), or zeros when the file is gone: which file this is."""
+    try:
+        st = path.stat()
+    except OSError:
+        return (0, 0, 0, 0)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _checked(task_uuid: str) -> str:

@@ -1,0 +1,324 @@
+"""The report: the machine, the table of comparisons with their targets, results.md."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .common import (
+    BATCH_DELAY,
+    BATCH_JOBS,
+    BATCH_TASKS,
+    E2E_SIZES,
+    ROOT,
+    SIZES,
+    TARGETS,
+    UI_DRIVER,
+    UI_SCENARIO,
+    summary,
+)
+from .stall import _shown
+
+
+def _first_line(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "not found"
+    return next((line.strip() for line in out.splitlines() if line.strip()), "not found")
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import psutil
+
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.partition(":")[2].strip()
+                break
+
+    def pkg(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    with open(ROOT / "blender_manifest.toml", "rb") as f:
+        addon_version = str(tomllib.load(f).get("version", "unknown"))
+    commit = _first_line(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    dirty = _first_line(["git", "-C", str(ROOT), "status", "--porcelain", "--", "triverse_addon"])
+    return {
+        "cpu": cpu,
+        "cores_logical": psutil.cpu_count(logical=True),
+        "cores_physical": psutil.cpu_count(logical=False),
+        "ram_GiB": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": f"{platform.system()} {platform.release()}",
+        "addon_version": addon_version,
+        "python": platform.python_version(),
+        "bpy": pkg("bpy"),
+        "requests": pkg("requests"),
+        "urllib3": pkg("urllib3"),
+        "curl": _first_line([shutil.which("curl") or "curl", "--version"]),
+        "ui_blender": _first_line(["blender", "--version"]) if shutil.which("blender") else "not installed",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "commit": commit + (" (add-on modified)" if dirty not in ("", "not found") else ""),
+        "loadavg_start": os.getloadavg(),
+    }
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+
+def _fmt(s: dict[str, Any], digits: int) -> str:
+    if s["median"] is None:
+        return "—"
+    return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
+
+
+def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The table: one row per comparison, with its target and whether it is met."""
+    table: list[dict[str, Any]] = []
+
+    def add(measure: str, a: str, b: str, ratio: str, target: str, met: bool | None, n: int | str) -> None:
+        verdict = "—" if met is None else ("met" if met else "**missed**")
+        table.append({"measure": measure, "a": a, "b": b, "ratio": ratio, "target": target, "met": verdict, "n": n})
+
+    def skipped(measure: str, why: str, target: str) -> None:
+        add(measure, f"not measured ({why})", "", "", target, None, 0)
+
+    tp = results.get("throughput")
+    for label in SIZES:
+        target_applies = label != "1 MB"
+        target = f"≥ {TARGETS['throughput']:.2f}" if target_applies else "(none)"
+        if not isinstance(tp, dict) or label not in tp:
+            skipped(f"Download {label}: client vs curl (MB/s)", _why(tp), target)
+            continue
+        d = tp[label]
+        r = summary(d["ratio_client_over_curl"])
+        met = r["median"] >= TARGETS["throughput"] if target_applies else None
+        add(
+            f"Download {label}: client vs curl (MB/s)",
+            _fmt(summary(d["client_MBps"]), 0),
+            _fmt(summary(d["curl_MBps"]), 0),
+            _fmt(r, 2),
+            target,
+            met,
+            r["n"],
+        )
+    rss = results.get("rss")
+    for label in SIZES:
+        target = f"< {TARGETS['rss_mb']:.0f} MB"
+        if not isinstance(rss, dict) or label not in rss:
+            skipped(f"Peak RSS growth, {label} download (MB)", _why(rss), target)
+            continue
+        s = summary(rss[label]["growth_MB"])
+        add(f"Peak RSS growth, {label} download (MB)", _fmt(s, 1), "", "", target, s["max"] < TARGETS["rss_mb"], s["n"])
+    e2e = results.get("e2e")
+    for label in E2E_SIZES:
+        target = f"≤ {TARGETS['e2e']:.2f}"
+        if not isinstance(e2e, dict) or label not in e2e:
+            skipped(f"End to end {label}: import_task vs curl + glTF import (s)", _why(e2e), target)
+            continue
+        d = e2e[label]
+        r = summary(d["ratio"])
+        add(
+            f"End to end {label}: import_task vs curl + glTF import (s)",
+            _fmt(summary(d["addon_s"]), 3),
+            _fmt(summary(d["native_s"]), 3),
+            _fmt(r, 3),
+            target,
+            r["median"] <= TARGETS["e2e"],
+            r["n"],
+        )
+    defaults = results.get("e2e_defaults")
+    for name in (f"{label} {kind}" for kind in ("mesh", "padded") for label in SIZES):
+        measure = f"End to end, defaults (library on), {name} GLB: import_task vs curl + glTF import, fastest (s)"
+        target = f"≤ {TARGETS['e2e_defaults']:.2f}"
+        if not isinstance(defaults, dict) or name not in defaults:
+            skipped(measure, _why(defaults), target)
+            continue
+        d = defaults[name]
+        fastest = min(d["addon_s"]) / min(d["native_s"])
+        pairs = summary(d["ratio"])
+        add(
+            measure,
+            f"{min(d['addon_s']):.3f} (median {statistics.median(d['addon_s']):.3f})",
+            f"{min(d['native_s']):.3f} (median {statistics.median(d['native_s']):.3f})",
+            f"fastest {fastest:.3f}; pairs {_fmt(pairs, 3)}",
+            target,
+            fastest <= TARGETS["e2e_defaults"],
+            pairs["n"],
+        )
+    batch = results.get("batch")
+    for jobs in BATCH_JOBS[1:]:
+        target = f"≥ {TARGETS['batch']:.1f}x" if jobs == 4 else "(none)"
+        for kind, key, label in (("report", "report_s", "report seconds"), ("wall", "wall_s", "wall, with startup")):
+            measure = f"Batch of {BATCH_TASKS}, --jobs {jobs} vs --jobs 1 ({label}, s)"
+            if not isinstance(batch, dict) or "jobs" not in batch:
+                skipped(measure, _why(batch), target)
+                continue
+            suffix = "" if kind == "report" else "_wall"
+            r = summary(batch[f"speedup_{jobs}_over_1{suffix}"])
+            met = r["median"] >= TARGETS["batch"] if jobs == 4 and kind == "report" else None
+            add(
+                measure,
+                _fmt(summary(batch["jobs"][str(jobs)][key]), 2),
+                _fmt(summary(batch["jobs"]["1"][key]), 2),
+                _fmt(r, 2) + "x",
+                target if kind == "report" else "(none)",
+                met,
+                r["n"],
+            )
+    stall = results.get("stall")
+    target = f"< {TARGETS['stall_ms']:.0f} ms"
+    if not isinstance(stall, dict) or not stall.get("max_gap_ms"):
+        skipped("Longest main-thread stall, sidebar download (ms)", _why(stall), target)
+    else:
+        s = summary(stall["max_gap_ms"])
+        reference = "idle " + _fmt(summary(stall["baseline_max_gap_ms"]), 1)
+        if stall.get("redraw_only_max_gap_ms"):
+            reference += "; sidebar redraws alone " + _fmt(summary(stall["redraw_only_max_gap_ms"]), 1)
+        add(
+            "Longest main-thread stall, sidebar download (ms)",
+            _fmt(s, 1),
+            reference,
+            "",
+            target,
+            s["median"] < TARGETS["stall_ms"],
+            s["n"],
+        )
+        add(
+            "Main-thread gaps p95 / add-on's longest callback (ms)",
+            _fmt(summary(stall["p95_gap_ms"]), 1),
+            _fmt(summary(stall["addon_max_ms"]), 1),
+            "",
+            "(none)",
+            None,
+            s["n"],
+        )
+    return table
+
+
+def _why(section: Any) -> str:
+    if isinstance(section, dict) and section.get("not_measured"):
+        return str(section["not_measured"])
+    return "not run"
+
+
+def markdown_table(table: list[dict[str, Any]]) -> str:
+    """The rows as a Markdown table."""
+    head = (
+        "| measure | add-on / subject: median (min-max) | reference: median (min-max) | "
+        "ratio: median of pairs (min-max) | target | met | runs |\n|---|---|---|---|---|---|---|\n"
+    )
+    return head + "".join(
+        f"| {r['measure']} | {r['a']} | {r['b']} | {r['ratio']} | {r['target']} | {r['met']} | {r['n']} |\n"
+        for r in table
+    )
+
+
+def cpu_table(results: dict[str, Any]) -> str:
+    """CPU time (user + system) per run, which other load on the machine disturbs less than wall time."""
+    lines = ["| CPU time per run, median (ms) | add-on | reference | ratio add-on / reference |", "|---|---|---|---|"]
+    med = statistics.median
+    tp = results.get("throughput") or {}
+    for label in SIZES:
+        d = tp.get(label)
+        if isinstance(d, dict) and d.get("client_cpu_s"):
+            a, b = med(d["client_cpu_s"]) * 1000, med(d["curl_cpu_s"]) * 1000
+            lines.append(f"| Download {label}: client vs curl | {a:.1f} | {b:.1f} | {a / b:.2f} |")
+    e2e = results.get("e2e") or {}
+    for label in E2E_SIZES:
+        d = e2e.get(label)
+        if isinstance(d, dict) and d.get("addon_cpu_s"):
+            a, b = med(d["addon_cpu_s"]) * 1000, med(d["native_cpu_s"]) * 1000
+            lines.append(f"| End to end {label}: import_task vs curl + glTF import | {a:.1f} | {b:.1f} | {a / b:.2f} |")
+    defaults = results.get("e2e_defaults") or {}
+    for name, d in defaults.items():
+        if isinstance(d, dict) and d.get("addon_cpu_s"):
+            a, b = med(d["addon_cpu_s"]) * 1000, med(d["native_cpu_s"]) * 1000
+            lines.append(f"| End to end, defaults, {name}: import_task vs curl + glTF import | {a:.1f} | {b:.1f} "
+                         f"| {a / b:.2f} |")  # fmt: skip
+    batch = results.get("batch") or {}
+    if isinstance(batch.get("jobs"), dict):
+        one = med(batch["jobs"]["1"]["cpu_s"]) * 1000
+        for j in BATCH_JOBS[1:]:
+            a = med(batch["jobs"][str(j)]["cpu_s"]) * 1000
+            lines.append(f"| Batch process (whole), --jobs {j} vs --jobs 1 | {a:.0f} | {one:.0f} | {a / one:.2f} |")
+    return "\n".join(lines) + "\n" if len(lines) > 2 else ""
+
+
+def write_markdown(path: Path, results: dict[str, Any], table: list[dict[str, Any]]) -> None:
+    """results.md: how it was measured, the table, the machine."""
+    m = results["machine"]
+    meta = results["meta"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Made by `python3 scripts/benchmark.py{' --quick' if meta['quick'] else ''}` in {meta['seconds']:.0f} s "
+        f"on {m['date']} (commit {m['commit']}). Raw samples: `results.json`; plot: `plot.png`.",
+        "",
+        markdown_table(table),
+        "How each figure is taken (MB = 10^6 bytes; every figure is the median of the runs, with min-max; "
+        "A/B pairs alternate which goes first, and the ratio is taken pair by pair, then its median):",
+        "",
+        "- **Download**: `TriverseClient(settings).download(uuid, dest)` timed in the benchmark's own process "
+        "(session made and closed inside the timing) against `curl -s -o FILE -H 'Authorization: Bearer KEY' URL` "
+        "timed by curl's own `%{time_total}` (its process start, ~10-20 ms, left out; the wall times are in "
+        "results.json). Both fetch `/tasks/download/{uuid}` from the same stand-in server process "
+        "(`scripts/standin_server.py` command line, sendfile), after one untimed warm-up each; output files are "
+        "removed before each run, outside the timing. Ratio = client MB/s ÷ curl MB/s.",
+        "- **Peak RSS growth**: a fresh process makes the client, resets its peak RSS "
+        "(`/proc/self/clear_refs` = 5), downloads once, and reports VmHWM after - VmRSS before.",
+        "- **End to end**: one bpy process with the extension loaded from an extensions repository "
+        "(`bl_ext.dev.triverse`, as the tests load it), library off so every run downloads; "
+        "`bpy.ops.triverse.import_task(task_uuid=…)` against curl (a subprocess) + `bpy.ops.import_scene.gltf` on "
+        "the same file, each on an emptied scene, after one untimed warm-up of each. Ratio = add-on ÷ native.",
+        "- **End to end, defaults**: the same, with the add-on's default settings: library on, in its default "
+        "folder (`extension_path_user`), whose copy of the task is removed before each add-on run (untimed) so "
+        "every run downloads, verifies and keeps it again (each run checks it was kept). Two kinds of GLB: "
+        "*mesh* (a displaced grid made by Blender's exporter, < 3 % padding: the importer reads every byte, as "
+        "with a generated model) and *padded* (the download measure's GLBs: the import is nearly free, so "
+        "the download path's own cost shows). Files (curl's, the library, the Blender user folder) on a tmpfs "
+        "when there is room. The machine's noise makes medians of pairs swing, so the fastest run of each "
+        "side is compared (the verdict), with the median and range of pair ratios beside it.",
+        f"- **Batch**: `scripts/batch_import.py --jobs N --report R` over {BATCH_TASKS} distinct tasks of the "
+        f"1 MB asset, the stand-in answering each download after {BATCH_DELAY * 1000:.0f} ms "
+        "(`fail('first_byte_delay')`); each run in a fresh `BLENDER_USER_RESOURCES`, so the library starts "
+        "empty and all tasks download. The rounds rotate which --jobs goes first. `report seconds` is the "
+        "script's own `seconds` (after Blender and the add-on are loaded, with the save); `wall` is the whole "
+        "process. Ratio = time at --jobs 1 ÷ time at --jobs N (speed-up).",
+        f"- **Stall**: `{_shown(UI_DRIVER)} --scenario {UI_SCENARIO}` in Debian's Blender under Xvfb "
+        "(its result.json: `max_gap_ms`, `p95_gap_ms`, `baseline_max_gap_ms`, `addon_max_ms`, and "
+        "`redraw_only_max_gap_ms`, the gaps when the sidebar is only redrawn at the add-on's cadence). The "
+        "gaps are between 10 ms ticks of a probe timer; software OpenGL makes each sidebar redraw cost tens of ms.",
+        "",
+        "CPU time of the same runs (this process's `time.process_time()` for the client and the bpy process; "
+        "`RUSAGE_CHILDREN` for curl and the batch process), less disturbed by other load on the machine:",
+        "",
+        cpu_table(results),
+        "## Machine",
+        "",
+        f"- CPU: {m['cpu']}, {m['cores_logical']} logical cores ({m['cores_physical']} physical), "
+        f"{m['ram_GiB']} GiB RAM; {m['os']}",
+        f"- Triverse for Blender {m.get('addon_version', '?')} (blender_manifest.toml)",
+        f"- Python {m['python']}, bpy {m['bpy']}, requests {m['requests']}, urllib3 {m['urllib3']}",
+        f"- {m['curl']}",
+        f"- UI tier: {m['ui_blender']}",
+        f"- Load average at start {tuple(round(x, 2) for x in m['loadavg_start'])}, "
+        f"at end {tuple(round(x, 2) for x in meta['loadavg_end'])} (other work on this 2-core machine adds noise)",
+        "",
+    ]
+    path.write_text("\n".join(lines))
