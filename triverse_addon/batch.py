@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 import bpy
 
 from . import core, errors, preferences, scene_import
+from . import library as library_module
 
 __all__ = ["TaskResult", "import_tasks"]
 
@@ -108,4 +109,5 @@ def import_tasks(
     finally:
         downloads.close()  # on an interrupt: cancels what still runs and removes its files
         preferences.forget_library_summary()
+        library_module.wait_for_pending()  # the records of what was imported, before a script exits
     return results

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 import bpy
 
 from . import core, errors, generate_core, generation, generations_bpy, preferences, scene_import
+from . import library as library_module
 
 __all__ = ["GenerationResult", "generate_tasks", "quote_total"]
 
@@ -83,6 +84,7 @@ def generate_tasks(
     finally:
         outcomes.close()  # on an interrupt: stops what still runs and removes its files
         preferences.forget_library_summary()
+        library_module.wait_for_pending()  # the records of what was imported, before a script exits
     return results
 
 

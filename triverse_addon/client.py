@@ -221,11 +221,13 @@ class TriverseClient:
 
     # -- endpoints ---------------------------------------------------------------------------------
 
-    def download(self, task_uuid: str, dest: Path, progress: ProgressCallback | None = None) -> Download:
+    def download(
+        self, task_uuid: str, dest: Path, progress: ProgressCallback | None = None, hash_body: bool = True
+    ) -> Download:
         """Stream `GET /tasks/download/{uuid}` into `dest` (removed again on any failure)."""
         url = f"{self.settings.base_url}/tasks/download/{task_uuid}"
         try:
-            return self.fetch(url, dest, task_uuid, progress)
+            return self.fetch(url, dest, task_uuid, progress, hash_body=hash_body)
         except errors.TaskNotFound:
             # A 404 for a task that did succeed means its asset is gone (assets are kept a while).
             status = self._status_or_none(task_uuid)
@@ -276,6 +278,7 @@ class TriverseClient:
         task_uuid: str,
         progress: ProgressCallback | None = None,
         max_bytes: int | None = None,
+        hash_body: bool = True,
     ) -> Download:
         """Stream any URL into `dest`; the key goes along only when the URL is on the API's origin."""
         self._check_cancel()
@@ -287,7 +290,7 @@ class TriverseClient:
                 self._active.add(response)
             try:
                 self._check_cancel()  # abort() may have run before the response was known to it
-                return self._write_body(response, dest, progress, max_bytes)
+                return self._write_body(response, dest, progress, max_bytes, hash_body)
             except BaseException:
                 formats.remove_quietly(dest)
                 raise

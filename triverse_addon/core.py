@@ -24,7 +24,7 @@ from pathlib import Path
 from . import errors, formats, thumbnail, watch
 from .client import TaskStatus, TriverseClient
 from .config import Settings
-from .library import Library
+from .library import Library, PendingEntry
 
 __all__ = [
     "Asset",
@@ -88,11 +88,19 @@ class Asset:
     filename: str = ""
     from_library: bool = False
     workdir: Path | None = field(default=None, repr=False)  # temporary folder, removed by cleanup()
+    pending: PendingEntry | None = field(default=None, repr=False)  # the library records it once hashed
 
     def cleanup(self) -> None:
-        """Remove temporary files made for this import (never the library's copy)."""
+        """Remove temporary files made for this import (never the library's copy); record that copy now."""
         formats.remove_quietly(self.workdir)
         self.workdir = None
+        if self.pending is not None:
+            self.pending.start()  # hashed and recorded on a helper thread, the import being done
+
+    def wait_kept(self, timeout: float | None = None) -> None:
+        """After `cleanup()`: wait until the library has recorded this download (a script about to exit)."""
+        if self.pending is not None:
+            self.pending.wait(timeout)
 
 
 def open_library(settings: Settings) -> tuple[Library | None, str]:
@@ -132,20 +140,22 @@ def obtain_asset(
     workdir = Path(tempfile.mkdtemp(prefix="triverse-"))
     partial = library.partial_path(task_uuid) if library else workdir / f"{task_uuid}.part"
     try:
-        download = client.download(task_uuid, partial, progress)
+        download = client.download(task_uuid, partial, progress, hash_body=library is None)
         fmt = formats.detect_format(partial, formats.extension_of(download.filename))
         # Checked (a zip unpacked) before it is kept: the library only ever holds importable files.
         model = _model_in(partial, fmt, workdir)
         name = download.filename or f"{task_uuid}.{fmt}"
+        pending = None
         if library is not None:
-            kept = library.commit(task_uuid, partial, fmt, download.size, download.sha256, name).path
+            pending = library.keep(task_uuid, partial, fmt, download.size, name)
+            kept = pending.path
         else:
             kept = workdir / f"{task_uuid}.{fmt}"
             partial.replace(kept)
         if fmt != "zip":
             model = kept
         return Asset(task_uuid, model, formats.extension_of(model.name), download.size, download.sha256, name, False,
-                     workdir)  # fmt: skip
+                     workdir, pending)  # fmt: skip
     except BaseException:
         formats.remove_quietly(partial)
         formats.remove_quietly(workdir)

@@ -225,6 +225,8 @@ class PendingEntry:
         """Hash and record on the helper thread (once; later calls do nothing)."""
         with self._start_lock:
             if self._thread.ident is None:
+                with _running_lock:
+                    _running.add(self._thread)
                 self._thread.start()
 
     def wait(self, timeout: float | None = None) -> Entry:
@@ -244,6 +246,13 @@ class PendingEntry:
         return self._result is not None
 
     def _run(self) -> None:
+        try:
+            self._check_and_record()
+        finally:
+            with _running_lock:
+                _running.discard(self._thread)
+
+    def _check_and_record(self) -> None:
         entry = self._entry
         try:
             digest = sha256_of(entry.path)
@@ -263,6 +272,19 @@ class PendingEntry:
             self.library.enforce_cap(keep=entry.task_uuid)
         except OSError:
             pass  # the cap is enforced again on the next commit
+
+
+_running: set[threading.Thread] = set()
+_running_lock = threading.Lock()
+
+
+def wait_for_pending(timeout: float = 60.0) -> None:
+    """Wait (up to `timeout` s in all) until every started record is written: for a script about to exit."""
+    deadline = time.monotonic() + timeout
+    with _running_lock:
+        threads = list(_running)
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _identity(path: Path) -> tuple[int, int, int, int]:

@@ -7,6 +7,7 @@ into a custom extensions repository and enabled as `bl_ext.dev.triverse`.
 from __future__ import annotations
 
 import glob
+import importlib
 import os
 import sys
 import tempfile
@@ -49,6 +50,11 @@ def _enable_extension() -> None:
 
 _enable_extension()
 bpy.context.preferences.system.use_online_access = True
+
+
+def library_settled() -> None:
+    """Wait until the library has recorded what was imported (it hashes after the import, on a helper)."""
+    importlib.import_module(MODULE + ".library").wait_for_pending(10)
 
 
 def addon_prefs():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import bpy
 import pytest
-from conftest import MODULE, addon_prefs, scene_counts, temp_dirs
+from conftest import MODULE, addon_prefs, library_settled, scene_counts, temp_dirs
 
 
 def _new_task(server, source, **kw) -> str:
@@ -55,6 +55,7 @@ def test_console_import_puts_the_model_in_a_tagged_selected_collection(standin, 
 def test_import_is_kept_in_the_library_and_reimports_without_any_request(standin, sample_glb):
     task = _new_task(standin, sample_glb)
     bpy.ops.triverse.import_task(task_uuid=task)
+    library_settled()
     library = Path(addon_prefs().library_dir)
     assert (library / task / "meta.json").is_file()
     assert not list((library / ".incoming").iterdir()), "partial files left in the library"

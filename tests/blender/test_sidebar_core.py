@@ -11,7 +11,7 @@ from pathlib import Path
 import addon_utils
 import bpy
 import pytest
-from conftest import MODULE, addon_prefs
+from conftest import MODULE, addon_prefs, library_settled
 
 
 def _mod(name: str):
@@ -91,6 +91,7 @@ def test_library_cap_removes_the_oldest_and_clear_empties_it(standin, sample_glb
     tasks = [_task(standin, sample_glb) for _ in range(3 * max(1, (1024 * 1024) // size))]
     for task in tasks:
         bpy.ops.triverse.import_task(task_uuid=task)
+        library_settled()  # each recorded before the next, so "the oldest" is well defined
     library = Path(addon_prefs().library_dir)
     kept = sorted(p.name for p in library.iterdir() if (p / "meta.json").exists())
     total = sum((library / k / "asset.glb").stat().st_size for k in kept)

@@ -208,7 +208,7 @@ def test_check_ready_directly() -> None:
 
 def test_a_kept_model_imports_offline(server: StandinServer, settings: Settings, lib: Library, glb: bytes) -> None:
     with TriverseClient(settings) as c:
-        obtain_asset(c, TASK, lib)
+        kept(obtain_asset(c, TASK, lib))
     seen = len(server.requests)
     with TriverseClient(settings, online_access=False) as c:
         asset = obtain_asset(c, TASK, lib)
@@ -219,6 +219,13 @@ def test_a_kept_model_imports_offline(server: StandinServer, settings: Settings,
 # -- obtain_asset ----------------------------------------------------------------------------------
 
 
+def kept(asset: core.Asset) -> core.Asset:
+    """What a door does once the model is imported: clean up, and (here) wait for the library's record."""
+    asset.cleanup()
+    asset.wait_kept(10)
+    return asset
+
+
 def test_obtain_downloads_detects_and_keeps(
     server: StandinServer, client: TriverseClient, lib: Library, glb: bytes, tmp_path: Path, temp_dir: Path
 ) -> None:
@@ -226,10 +233,11 @@ def test_obtain_downloads_detects_and_keeps(
     assert asset.path == tmp_path / "lib" / TASK / "asset.glb"
     assert asset.path.read_bytes() == glb
     assert (asset.format, asset.size, asset.from_library) == ("glb", len(glb), False)
-    assert asset.sha256 == hashlib.sha256(glb).hexdigest()
     assert asset.filename == f"{TASK}.glb"
+    assert files_under(tmp_path / "lib") == [f"{TASK}/asset.glb"]  # recorded once imported and hashed
+    kept(asset)
     assert files_under(tmp_path / "lib") == [f"{TASK}/asset.glb", f"{TASK}/meta.json"]
-    asset.cleanup()
+    assert lib.lookup(TASK).sha256 == hashlib.sha256(glb).hexdigest()
     assert asset.path.exists()  # cleanup never removes the library's copy
     assert files_under(temp_dir) == []
     assert len(downloads(server)) == 1
@@ -238,11 +246,11 @@ def test_obtain_downloads_detects_and_keeps(
 def test_a_second_obtain_comes_from_the_library_without_a_request(
     server: StandinServer, client: TriverseClient, lib: Library, glb: bytes
 ) -> None:
-    first = obtain_asset(client, TASK, lib)
+    first = kept(obtain_asset(client, TASK, lib))
     seen = list(server.requests)
     second = obtain_asset(client, TASK, lib)
     assert server.requests == seen
-    assert second.from_library and second.path == first.path and second.sha256 == first.sha256
+    assert second.from_library and second.path == first.path and second.sha256 == hashlib.sha256(glb).hexdigest()
     assert second.filename == first.filename
 
 
@@ -317,8 +325,8 @@ def test_a_zip_is_kept_and_unpacked_to_a_temp_folder(
     assert asset.path.is_relative_to(asset.workdir)
     assert (asset.path.parent / "model.bin").exists() and (asset.path.parent / "textures" / "color.png").exists()
     assert asset.path.read_bytes() == GLTF
+    kept(asset)
     assert files_under(tmp_path / "lib") == [f"{TASK}/asset.zip", f"{TASK}/meta.json"]
-    asset.cleanup()
     assert list(temp_dir.iterdir()) == []
     # From the library: unpacked again, into a new temporary folder, with no request.
     seen = len(server.requests)
@@ -686,6 +694,8 @@ def test_one_failing_task_does_not_stop_the_others(
     assert isinstance(by_task[unknown], errors.TaskNotFound)
     good = [t for t in tasks if t not in (eight[2], eight[5], unknown)]
     assert all(isinstance(by_task[t], core.Asset) and by_task[t].path.is_file() for t in good)  # type: ignore[union-attr]
+    for t in good:
+        kept(by_task[t])  # type: ignore[arg-type]
     assert sorted(e.task_uuid for e in library.entries()) == sorted(good)
     assert all(seconds >= 0 for _, _, seconds in results)
 
