@@ -7,7 +7,6 @@ stand-in service started in this process. Shared by every test module of the tie
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -17,22 +16,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from support import missing_tool  # re-exported: this tier's tests may `from conftest import missing_tool`
 
 from standin_server import StandinServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_missing_tool():  # type: ignore[no-untyped-def]
-    """tests/conftest.py's `missing_tool`: loaded by path, as `import conftest` here would find this file."""
-    spec = importlib.util.spec_from_file_location("triverse_tests_conftest", ROOT / "tests" / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.missing_tool
-
-
-missing_tool = _load_missing_tool()  # re-exported: test modules of this tier may `from conftest import missing_tool`
 BPY50_PYTHON = ROOT / ".venv" / "bpy50" / "bin" / "python"
 PACKAGES = "blender xvfb xauth python3-requests python3-numpy"  # as the UI tier: `scripts/test.py` installs them
 API_KEY = "binary-tier-key"

@@ -9,7 +9,6 @@ Run with `.venv/bpy50/bin/python -m pytest tests/binary` (the zip is built with 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -20,17 +19,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from support import missing_tool
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def missing_tool(why: str) -> None:
-    """tests/conftest.py's `missing_tool`, loaded by path: `import conftest` finds whichever tier's ran last."""
-    spec = importlib.util.spec_from_file_location("triverse_tests_conftest", ROOT / "tests" / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.missing_tool(why)
 
 
 DRIVER = textwrap.dedent(

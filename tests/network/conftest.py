@@ -13,7 +13,6 @@ log. Nothing here imports `bpy`; the Blender end-to-end tests run `scripts/batch
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import json
 import os
 import random
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from support import missing_tool
 
 import build
 from standin_server import StandinServer
@@ -152,17 +152,6 @@ class Network:
         }
         values.update(kw)
         return Settings(**values)  # type: ignore[arg-type]
-
-
-def missing_tool(why: str) -> None:
-    """tests/conftest.py's `missing_tool` (loaded by path: every tier's conftest module is named `conftest`)."""
-    spec = importlib.util.spec_from_file_location(
-        "_tests_conftest", Path(__file__).resolve().parents[1] / "conftest.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.missing_tool(why)
 
 
 def _need(tool: str, package: str) -> str:

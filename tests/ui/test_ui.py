@@ -5,7 +5,7 @@ model from the in-process stand-in service and plays the scenarios through Blend
 writing result.json and screenshots; each test checks one scenario's facts. Nothing here imports
 `bpy`. The screenshots, result.json and Blender's log are copied to build/ui-screenshots/.
 
-Skipped when `blender` or `xvfb-run` is missing, or when TRIVERSE_UI_SKIP is set (its value says why).
+Fails when `blender` or `xvfb-run` is missing (skips only when skipping is allowed: `--allow-skip`).
 TRIVERSE_UI_ADDON_SOURCE=<folder> stages the add-on package from that folder instead of
 triverse_addon/ (to try a change to the add-on before it lands).
 """
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import missing_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("drive_ui.py")
@@ -38,15 +39,11 @@ REDRAWS_PER_SECOND = 4  # the add-on's redraw budget (operators.REDRAW_STEP), co
 UI_PACKAGES = "blender xvfb xauth python3-requests python3-numpy"
 
 
-def skip_reason() -> str | None:
-    """Why the tier cannot run here, or None."""
-    why = os.environ.get("TRIVERSE_UI_SKIP")
-    if why:
-        return f"UI tier skipped: {why}"
+def require_tools() -> None:
+    """The tier cannot run without Blender and Xvfb: a failure, unless skips are allowed (missing_tool)."""
     missing = [tool for tool in ("blender", "xvfb-run") if shutil.which(tool) is None]
     if missing:
-        return f"UI tier skipped: {' and '.join(missing)} not found (apt-get install {UI_PACKAGES})"
-    return None
+        missing_tool(f"UI tier: {' and '.join(missing)} not found (apt-get install {UI_PACKAGES})")
 
 
 @dataclass
@@ -82,9 +79,7 @@ class Run:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     """Run the driver once for the whole module."""
-    reason = skip_reason()
-    if reason:
-        pytest.skip(reason)
+    require_tools()
     out = tmp_path_factory.mktemp("ui")
     dropped = ("TRIVERSE_API_KEY", "TRIVERSE_API_URL", "PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV")
     env = {k: v for k, v in os.environ.items() if k not in dropped}
