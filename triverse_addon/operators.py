@@ -57,7 +57,16 @@ def _redraw_statusbar(context: bpy.types.Context) -> None:
     own modal tools do."""
     workspace = getattr(context, "workspace", None)
     if workspace is not None:
-        workspace.status_text_set("Esc: cancel the Triverse download" if core.Job.active() else None)
+        newest = newest_job()
+        hint = None
+        if newest is not None:  # what Esc does to the newest job: a generation is only stopped being watched
+            generating = getattr(newest, "kind", "") == "generate"
+            hint = (
+                "Esc: stop watching the Triverse task (it keeps running)"
+                if generating
+                else "Esc: cancel the Triverse download"
+            )
+        workspace.status_text_set(hint)
 
 
 def redraw_ui(context: bpy.types.Context) -> None:

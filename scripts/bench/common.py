@@ -28,7 +28,7 @@ UI_DRIVER = ROOT / "tests" / "ui" / "drive_ui.py"
 BENCHMARK = SCRIPTS / "benchmark.py"  # the entry point; workers run as `benchmark.py _name SPEC`
 
 VENV = "bench"
-REQUIREMENTS = ["bpy==5.0.1", "matplotlib==3.*", "psutil==7.*"]
+REQUIREMENTS = ["bpy==5.0.1", "matplotlib==3.*", "psutil==7.*", "websockets==17.*"]  # websockets: the stand-in's watch
 _bootstrap.VENVS.setdefault(VENV, REQUIREMENTS)  # registered here, so _bootstrap.py stays as it is
 
 KEY = "bench-key"
