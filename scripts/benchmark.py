@@ -1,8 +1,9 @@
-"""Measure the add-on against plain tools: download speed, memory, end to end, batch, UI stalls.
+"""Measure the add-on against plain tools: download speed, memory, end to end, batch, UI stalls, the watch.
 
     python3 scripts/benchmark.py            # full run (about 6-8 minutes here), writes docs/benchmarks/
     python3 scripts/benchmark.py --quick    # one run of each measure (about 2 minutes), writes build/benchmarks-quick/
     python3 scripts/benchmark.py --only e2e_defaults    # one measure, writes build/benchmarks-quick/
+    python3 scripts/benchmark.py --only watch --merge-into docs/benchmarks    # ...and put it in the full report
 
 Runs in its own environment, `.venv/bench` (bpy 5.0.1, matplotlib, psutil), made on first use through
 `_bootstrap` like the project's other environments (TRIVERSE_BENCH_HERE=1 runs it in the current Python
@@ -20,6 +21,9 @@ The measures live in scripts/bench/ (one module each, `bench.common` for what th
    are all mesh (1, 10, 170 MB), files on a tmpfs; fastest of N and the median of pair ratios.
 5. batch: `scripts/batch_import.py` over 16 tasks answering after 300 ms, at --jobs 1, 4 and 8.
 6. stall: the longest main-thread stall during a sidebar download (tests/ui/drive_ui.py under Xvfb).
+7. watch: in bpy 5.0, the time from the service's SUCCESS to the model in the scene with `import_task(wait=True)`,
+   watched over the WebSocket against polled (socket off), and the import alone; then what a watch on a worker
+   thread costs the main thread (Python work rate beside a watch / beside polling, ÷ alone).
 
 A/B pairs alternate which goes first and their ratio is taken pair by pair. MB = 10^6 bytes. Nothing
 here passes or fails a test suite: targets are reported as met or not. Exit status 1 only when a

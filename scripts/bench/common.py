@@ -52,6 +52,7 @@ RUNS = {
     ),
     "batch": (5, 1),
     "stall": (3, 1),
+    "watch": ((8, 8), (2, 2)),  # (latency runs of each way, 3 s work windows of each condition)
 }
 TIMEOUT = {"server": 20, "assets": 900, "curl": 120, "rss": 120, "e2e": 900, "batch": 180, "ui": 300}
 SERVER_LIFETIME = 3600.0  # a server started by this script stops by itself after this, whatever happens

@@ -24,8 +24,9 @@ from .report import machine, markdown_table, rows, write_markdown
 from .rss import bench_rss, worker_rss
 from .stall import bench_stall, ui_unavailable
 from .throughput import bench_throughput
+from .watch import bench_watch, worker_watch, worker_watch_serve
 
-PHASES = ("throughput", "rss", "e2e", "e2e_defaults", "batch", "stall")
+PHASES = ("throughput", "rss", "e2e", "e2e_defaults", "batch", "stall", "watch")
 
 
 def run_phase(results: dict[str, Any], name: str, fn: Callable[[], dict[str, Any]]) -> None:
@@ -50,6 +51,9 @@ def main() -> int:
     parser.add_argument("--only", action="append", choices=PHASES, help="run only this measure (repeatable)")
     parser.add_argument(
         "--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="GLBs for e2e_defaults (default: both)"
+    )
+    parser.add_argument(
+        "--merge-into", type=Path, help="also put these measures into DIR's results (json, md, plot), the rest kept"
     )
     parser.add_argument("--ui-driver", type=Path, default=UI_DRIVER, help=argparse.SUPPRESS)  # to test this path
     args = parser.parse_args()
@@ -99,6 +103,9 @@ def main() -> int:
                 print(f"[stall] not measured: {why}", flush=True)
             else:
                 run_phase(results, "stall", lambda: bench_stall(args.ui_driver, RUNS["stall"][pick], tmp))
+        if "watch" in phases:
+            asset_1mb = Path(assets["1 MB"]["path"])
+            run_phase(results, "watch", lambda: bench_watch(asset_1mb, RUNS["watch"][pick], tmp))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -118,8 +125,26 @@ def main() -> int:
     print()
     print(markdown_table(table))
     print(f"Written to {out_dir} in {results['meta']['seconds']:.0f} s.")
+    if args.merge_into:
+        merge_into(args.merge_into.resolve(), results, " ".join(["python3 scripts/benchmark.py", *sys.argv[1:]]))
     failed = [p for p in phases if isinstance(results.get(p), dict) and results[p].get("not_measured")]
     return 1 if [p for p in failed if p != "stall" or not ui_unavailable(args.ui_driver)] else 0
+
+
+def merge_into(dest: Path, results: dict[str, Any], command: str) -> None:
+    """Replace the measures of `results` in dest/results.json (marked with their own run), rewrite its md and plot."""
+    merged = json.loads((dest / "results.json").read_text())
+    m = results["machine"]
+    run = {"command": command, "date": m["date"], "commit": m["commit"], "loadavg_start": m["loadavg_start"],
+           "loadavg_end": results["meta"]["loadavg_end"]}  # fmt: skip
+    for phase in results["meta"]["phases"]:
+        merged[phase] = {**results[phase], "run": run}
+        merged.setdefault("phase_seconds", {})[phase] = results["phase_seconds"].get(phase)
+    merged["table"] = rows(merged)
+    (dest / "results.json").write_text(json.dumps(merged, indent=1))
+    write_markdown(dest / "results.md", merged, merged["table"])
+    plot(dest / "plot.png", merged)
+    print(f"Merged {', '.join(results['meta']['phases'])} into {dest}.")
 
 
 WORKERS: dict[str, Callable[[dict[str, Any]], None]] = {
@@ -127,4 +152,6 @@ WORKERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "_rss": worker_rss,
     "_e2e": worker_e2e,
     "_serve": worker_serve,
+    "_watch": worker_watch,
+    "_watch_serve": worker_watch_serve,
 }

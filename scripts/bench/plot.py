@@ -143,6 +143,11 @@ def plot(path: Path, results: dict[str, Any]) -> None:
         note = f"UI stall during a sidebar download: max gap {statistics.median(stall['max_gap_ms']):.0f} ms"
     else:
         note = f"UI stall: not measured ({_why(stall)})"
+    watch = results.get("watch") or {}
+    if watch.get("latency_s"):
+        lat = watch["latency_s"]
+        note += (f"; SUCCESS to model in scene: watched {statistics.median(lat['watched']):.3f} s, "
+                 f"polled {statistics.median(lat['polled']):.2f} s (medians)")  # fmt: skip
     fig.text(0.5, 0.01, note, ha="center", fontsize=9)
     fig.tight_layout(rect=(0, 0.02, 1, 0.97))
     fig.savefig(path, dpi=110)

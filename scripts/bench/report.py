@@ -208,7 +208,43 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             None,
             s["n"],
         )
+    _watch_rows(results.get("watch"), add, skipped)
     return table
+
+
+def _watch_rows(watch: Any, add: Any, skipped: Any) -> None:
+    """The live watch: SUCCESS -> model in the scene (watched vs polled), and its cost to the main thread."""
+    latency = "Live watch: SUCCESS -> model in the scene, watched vs polled, 1 MB GLB (s; median (max))"
+    if not isinstance(watch, dict) or "latency_s" not in watch:
+        skipped(latency, _why(watch), "(none)")
+        return
+    lat = watch["latency_s"]
+
+    def med_max(values: list[float], scale: float = 1.0, digits: int = 3) -> str:
+        return f"{statistics.median(values) * scale:.{digits}f} ({max(values) * scale:.{digits}f})"
+
+    ratio = statistics.median(lat["polled"]) / statistics.median(lat["watched"])
+    add(latency, med_max(lat["watched"]), med_max(lat["polled"]), f"{ratio:.1f}x (medians)", "(none)", None,
+        len(lat["watched"]))  # fmt: skip
+    alone = summary(lat["import_alone"])
+    measure = "… beside it: import_task on a task already SUCCESS (watch opened, status, download, import; s)"
+    add(measure, _fmt(alone, 3), "", "", "(none)", None, alone["n"])
+    for key, label in (("work_rate", "per wall second"), ("work_rate_cpu", "per main-thread CPU second")):
+        a, b = summary(watch[key]["watched_over_alone"]), summary(watch[key]["polled_over_alone"])
+        add(f"Main-thread Python work {label} beside a watch vs beside polling (÷ alone, window by window)",
+            _fmt(a, 3), _fmt(b, 3), "", "(none)", None, a["n"])  # fmt: skip
+    cpu = watch["watcher_cpu_s_per_s"]
+    counts = watch["window_counts"]
+    per_window = {
+        c: [statistics.median([w[k] for w in counts[c]]) for k in ("socket_messages", "status_requests")]
+        for c in ("watched", "polled")
+    }
+    add(f"Watching thread's CPU (ms per s); socket messages / status requests per {watch['window_s']:g} s window",
+        f"{_fmt(summary([x * 1000 for x in cpu['watched']]), 2)}; {per_window['watched'][0]:g} / "
+        f"{per_window['watched'][1]:g}",
+        f"{_fmt(summary([x * 1000 for x in cpu['polled']]), 2)}; {per_window['polled'][0]:g} / "
+        f"{per_window['polled'][1]:g}",
+        "", "(none)", None, len(cpu["watched"]))  # fmt: skip
 
 
 def _why(section: Any) -> str:
@@ -304,6 +340,19 @@ def write_markdown(path: Path, results: dict[str, Any], table: list[dict[str, An
         "(its result.json: `max_gap_ms`, `p95_gap_ms`, `baseline_max_gap_ms`, `addon_max_ms`, and "
         "`redraw_only_max_gap_ms`, the gaps when the sidebar is only redrawn at the add-on's cadence). The "
         "gaps are between 10 ms ticks of a probe timer; software OpenGL makes each sidebar redraw cost tens of ms.",
+        "- **Watch** (`scripts/bench/watch.py`): one bpy 5.0 process with the extension enabled (Blender "
+        "installs its websocket-client wheel), the stand-in in its own process. Each run adds a task held "
+        "RUNNING at 50 % and, 1-4 s later (random), the stand-in sets it SUCCESS, stamped with "
+        "`time.monotonic()`; meanwhile `bpy.ops.triverse.import_task(task_uuid=…, wait=True, wait_timeout=60)` "
+        "runs; the figure is the operator's return (model in the scene) minus that stamp. *watched*: as shipped; "
+        "*polled*: the add-on's `watch.wait_for_success` called with `use_socket=False` (its fallback: first poll "
+        "at 2 s, then 1.5 times longer each). The runs check one watch was opened (none when polled). "
+        "The stand-in's watch looks at the task every 10 ms. The import alone is `import_task` on a task "
+        "already SUCCESS. Cost: a "
+        "main-thread loop of fixed Python work in 3 s windows, alone / beside `wait_for_success` on a worker "
+        "thread over the socket / beside its polling, on a task whose progress changes every 100 ms; the "
+        "conditions rotate, each window is divided by the *alone* window of its round; the watching thread's "
+        "own CPU time (`pthread_getcpuclockid`) bounds what it can take from the main thread under the GIL.",
         "",
         "CPU time of the same runs (this process's `time.process_time()` for the client and the bpy process; "
         "`RUSAGE_CHILDREN` for curl and the batch process), less disturbed by other load on the machine:",
@@ -319,6 +368,19 @@ def write_markdown(path: Path, results: dict[str, Any], table: list[dict[str, An
         f"- UI tier: {m['ui_blender']}",
         f"- Load average at start {tuple(round(x, 2) for x in m['loadavg_start'])}, "
         f"at end {tuple(round(x, 2) for x in meta['loadavg_end'])} (other work on this 2-core machine adds noise)",
+        *_merged_runs(results),
         "",
     ]
     path.write_text("\n".join(lines))
+
+
+def _merged_runs(results: dict[str, Any]) -> list[str]:
+    """One line per measure merged in from another run (`--merge-into`): when, which commit, the load."""
+    lines = []
+    for name, section in results.items():
+        run = section.get("run") if isinstance(section, dict) else None
+        if run:
+            load = " → ".join(str(tuple(round(x, 2) for x in run[k])) for k in ("loadavg_start", "loadavg_end"))
+            lines.append(f"- The *{name}* rows come from a separate run, `{run['command']}`, on {run['date']} "
+                         f"(commit {run['commit']}), load average {load}")  # fmt: skip
+    return lines
