@@ -133,12 +133,16 @@ def test_wait_imports_once_the_task_succeeds(standin, exported):
     standin.add(task, exported["glb"])
     standin.set_status(task, "RUNNING", progress=30)
     timer = threading.Timer(1.0, standin.set_status, args=(task, "SUCCESS"), kwargs={"progress": 100})
+    standin.record_watch = True
     timer.start()
     try:
         assert bpy.ops.triverse.import_task(task_uuid=task, wait=True, wait_timeout=30) == {"FINISHED"}
     finally:
         timer.cancel()
-    assert len(standin.requests_for(f"/tasks/{task}")) >= 2  # polled the status until SUCCESS
+        standin.record_watch = False
+    # Watched, not polled: one status request (asked once the socket is open), then the push of SUCCESS.
+    assert len(standin.requests_for(f"/tasks/{task}")) == 1
+    assert len(standin.requests_for(f"/tasks/watch/{task}")) == 1
 
 
 def test_wait_gives_up_after_its_timeout(standin, exported):

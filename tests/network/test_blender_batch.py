@@ -24,14 +24,14 @@ PREFS_DRIVER = textwrap.dedent(
 
     enable = batch_import.load_addon
 
-    def enable_with_preferences():
-        addon = enable()
+    def enable_with_preferences(*args):
+        addon = enable(*args)
         prefs = bpy.context.preferences.addons[addon.__name__].preferences
         prefs.ca_bundle, prefs.proxy = os.environ["TEST_CA_BUNDLE"], os.environ["TEST_PROXY"]
         return addon
 
     batch_import.load_addon = enable_with_preferences
-    code = batch_import.main()
+    code = batch_import.main(batch_import.script_argv())
     sys.stdout.flush()
     os._exit(code)
     """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -36,8 +37,13 @@ def _tunnels(net: Network) -> list[str]:
 def _assert_model(asset: core.Asset, model: bytes) -> None:
     assert asset.path.read_bytes() == model
     assert asset.size == len(model)
-    assert asset.sha256 == hashlib.sha256(model).hexdigest()
     assert asset.format == "glb" and not asset.from_library
+    # The library records its copy, size and SHA-256 checked, once the model is imported (cleaned up).
+    asset.cleanup()
+    asset.wait_kept(10)
+    library = asset.path.parent.parent
+    meta = json.loads((library / asset.task_uuid / "meta.json").read_text())
+    assert meta["sha256"] == hashlib.sha256(model).hexdigest() and meta["size"] == len(model)
 
 
 def _nothing_on_disk(tmp_path: Path, leftovers) -> None:
@@ -239,7 +245,7 @@ def test_key_travels_only_inside_the_tunnel_and_never_to_the_asset_host(net, tas
         direct = client.fetch(info.download_url, tmp_path / "direct.glb", task)
 
     _assert_model(asset, model)
-    assert direct.sha256 == asset.sha256
+    assert direct.sha256 == hashlib.sha256(model).hexdigest()
     log = net.proxy_log.new_text()
     assert sorted(set(CONNECT.findall(log))) == sorted({_port(net.api_url), _port(net.asset_origin)})
     assert KEY not in log and "Bearer" not in log and "/api/v1" not in log  # only CONNECT host:port in clear
