@@ -1,16 +1,103 @@
 """The sidebar's way of running any `core.Job`: a modal operator ticking on a timer; main thread only.
 
 An operator mixes in `ModalJob`, starts its job in `invoke()` and returns `self.run_modal(context, job)`;
-it implements `job_done(context, job)` (import, report). The redraw policy (one region per tick), Esc on
-the newest job and the preview hand-over are Import's own (`operators`, `ui`): one behaviour for every job.
+it implements `job_done(context, job)` (import, report). Import and Generate both run this way: one
+redraw policy (one region per event-loop pass), Esc on the newest job, and the preview handed over once.
 """
 
 from __future__ import annotations
 
+import time
+
 import bpy
 
 from . import core, ui
-from .operators import TIMER_STEP, newest_job, progress_redraw, redraw_ui
+
+TIMER_STEP = 0.1  # seconds between looks at the worker; cancel and progress are never later than this
+REDRAW_STEP = 0.25  # seconds between redraws of the progress shown
+
+
+def _sidebars(context: bpy.types.Context) -> list[bpy.types.Region]:
+    """The sidebar regions of every 3D viewport."""
+    return [
+        region
+        for window in context.window_manager.windows
+        if window.screen is not None
+        for area in window.screen.areas
+        if area.type == "VIEW_3D"
+        for region in area.regions
+        if region.type == "UI"
+    ]
+
+
+def _redraw_statusbar(context: bpy.types.Context) -> None:
+    """The status bar is one of a window's global areas, out of reach of screen.areas: setting the
+    workspace's status text redraws it (with our progress item), and says how to cancel, as Blender's
+    own modal tools do."""
+    workspace = getattr(context, "workspace", None)
+    if workspace is not None:
+        newest = newest_job()
+        hint = None
+        if newest is not None:  # what Esc does to the newest job: a generation is only stopped being watched
+            generating = getattr(newest, "kind", "") == "generate"
+            hint = (
+                "Esc: stop watching the Triverse task (it keeps running)"
+                if generating
+                else "Esc: cancel the Triverse download"
+            )
+        workspace.status_text_set(hint)
+
+
+def redraw_ui(context: bpy.types.Context) -> None:
+    """Redraw the 3D viewports' sidebars and the status bar, not whole viewports (costly): when a
+    download starts or ends."""
+    for region in _sidebars(context):
+        region.tag_redraw()
+    _redraw_statusbar(context)
+
+
+class _ProgressRedraw:
+    """Redraws of the progress, shared by every running import: ONE region per event-loop pass (the
+    sidebars or the status bar, in turn), at most every REDRAW_STEP. Each region redraw costs tens of
+    ms with software OpenGL: both in one tick (or one per running download) doubled the longest stall."""
+
+    def __init__(self) -> None:
+        self.at = 0.0
+        self.next = "sidebar"
+        self.stale: set[str] = set()
+
+    def tick(self, context: bpy.types.Context, changed: bool) -> None:
+        """On a timer tick: note a change, and redraw one stale place if it is time."""
+        if changed:
+            self.stale.update(("sidebar", "statusbar"))
+        now = time.monotonic()
+        if not self.stale or now - self.at < REDRAW_STEP:
+            return
+        place = self.next if self.next in self.stale else next(iter(self.stale))
+        if place == "statusbar":
+            _redraw_statusbar(context)
+        else:
+            for region in _sidebars(context):
+                region.tag_redraw()
+        self.stale.discard(place)
+        self.at, self.next = now, "sidebar" if place == "statusbar" else "statusbar"
+
+    def started(self, context: bpy.types.Context) -> None:
+        """A download starts: the sidebars now (the click on Import redraws them anyway), the status bar
+        on the next turn."""
+        for region in _sidebars(context):
+            region.tag_redraw()
+        self.stale.add("statusbar")
+        self.at, self.next = time.monotonic(), "statusbar"
+
+
+progress_redraw = _ProgressRedraw()
+
+
+def newest_job() -> core.Job | None:
+    """The most recently started job: the one Esc cancels."""
+    jobs = core.Job.active()
+    return jobs[-1] if jobs else None
 
 
 class ModalJob:

@@ -7,18 +7,15 @@ import logging
 import os
 import subprocess
 import sys
-import time
 
 import bpy
 from bpy.props import BoolProperty, FloatProperty, StringProperty
 
-from . import config, core, errors, preferences, scene_import, ui
+from . import config, core, errors, preferences, scene_import
 from .client import TriverseClient
+from .modal_job import ModalJob
 
 log = logging.getLogger(__name__)
-
-TIMER_STEP = 0.1  # seconds between looks at the worker; cancel and progress are never later than this
-REDRAW_STEP = 0.25  # seconds between redraws of the progress shown
 
 
 def _prepare(context: bpy.types.Context, text: str) -> tuple[str, config.Settings]:
@@ -38,84 +35,7 @@ def report_failure(operator: bpy.types.Operator, exc: BaseException) -> set[str]
     return {"CANCELLED"}
 
 
-def _sidebars(context: bpy.types.Context) -> list[bpy.types.Region]:
-    """The sidebar regions of every 3D viewport."""
-    return [
-        region
-        for window in context.window_manager.windows
-        if window.screen is not None
-        for area in window.screen.areas
-        if area.type == "VIEW_3D"
-        for region in area.regions
-        if region.type == "UI"
-    ]
-
-
-def _redraw_statusbar(context: bpy.types.Context) -> None:
-    """The status bar is one of a window's global areas, out of reach of screen.areas: setting the
-    workspace's status text redraws it (with our progress item), and says how to cancel, as Blender's
-    own modal tools do."""
-    workspace = getattr(context, "workspace", None)
-    if workspace is not None:
-        newest = newest_job()
-        hint = None
-        if newest is not None:  # what Esc does to the newest job: a generation is only stopped being watched
-            generating = getattr(newest, "kind", "") == "generate"
-            hint = (
-                "Esc: stop watching the Triverse task (it keeps running)"
-                if generating
-                else "Esc: cancel the Triverse download"
-            )
-        workspace.status_text_set(hint)
-
-
-def redraw_ui(context: bpy.types.Context) -> None:
-    """Redraw the 3D viewports' sidebars and the status bar, not whole viewports (costly): when a
-    download starts or ends."""
-    for region in _sidebars(context):
-        region.tag_redraw()
-    _redraw_statusbar(context)
-
-
-class _ProgressRedraw:
-    """Redraws of the progress, shared by every running import: ONE region per event-loop pass (the
-    sidebars or the status bar, in turn), at most every REDRAW_STEP. Each region redraw costs tens of
-    ms with software OpenGL: both in one tick (or one per running download) doubled the longest stall."""
-
-    def __init__(self) -> None:
-        self.at = 0.0
-        self.next = "sidebar"
-        self.stale: set[str] = set()
-
-    def tick(self, context: bpy.types.Context, changed: bool) -> None:
-        """On a timer tick: note a change, and redraw one stale place if it is time."""
-        if changed:
-            self.stale.update(("sidebar", "statusbar"))
-        now = time.monotonic()
-        if not self.stale or now - self.at < REDRAW_STEP:
-            return
-        place = self.next if self.next in self.stale else next(iter(self.stale))
-        if place == "statusbar":
-            _redraw_statusbar(context)
-        else:
-            for region in _sidebars(context):
-                region.tag_redraw()
-        self.stale.discard(place)
-        self.at, self.next = now, "sidebar" if place == "statusbar" else "statusbar"
-
-    def started(self, context: bpy.types.Context) -> None:
-        """A download starts: the sidebars now (the click on Import redraws them anyway), the status bar
-        on the next turn."""
-        for region in _sidebars(context):
-            region.tag_redraw()
-        self.stale.add("statusbar")
-        self.at, self.next = time.monotonic(), "statusbar"
-
-
-progress_redraw = _ProgressRedraw()
-
-
-class TRIVERSE_OT_import_task(bpy.types.Operator):
+class TRIVERSE_OT_import_task(ModalJob, bpy.types.Operator):
     """Download the model of a Triverse task and import it into the scene"""
 
     bl_idname = "triverse.import_task"
@@ -138,10 +58,6 @@ class TRIVERSE_OT_import_task(bpy.types.Operator):
         min=1.0,
         options={"SKIP_SAVE"},
     )
-
-    _job: core.Job | None = None
-    _timer: bpy.types.Timer | None = None
-    _shown: tuple[object, ...] = ()
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         """The whole job, synchronously: the console, scripts and `blender -b` use this."""
@@ -180,58 +96,16 @@ class TRIVERSE_OT_import_task(bpy.types.Operator):
         except Exception as exc:  # noqa: BLE001 - reported once, in report_failure
             return report_failure(self, exc)
         self.task_uuid = task_uuid
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(TIMER_STEP, window=context.window)
-        wm.modal_handler_add(self)
-        progress_redraw.started(context)
-        return {"RUNNING_MODAL"}
+        return self.run_modal(context, self._job)
 
-    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        """Look at the worker on each timer tick; import on the main thread when it is done."""
-        job = self._job
-        if job is None:
-            return {"CANCELLED"}
-        if event.type == "ESC" and event.value == "PRESS" and job is newest_job():
-            job.cancel()
-            return {"RUNNING_MODAL"}
-        if event.type != "TIMER":  # any timer's tick: polling a job costs microseconds
-            return {"PASS_THROUGH"}
-        finished = job.poll()
-        if not finished:
-            if job.preview is not None:
-                ui.load_preview(job)  # here, once, when the worker hands it over; never in draw()
-            self._redraw_if_changed(context, job)
-            return {"PASS_THROUGH"}
-        self._stop(context)
+    def job_done(self, context: bpy.types.Context, job: core.Job) -> set[str]:
+        """The download ended: import on the main thread, or say why not."""
         if job.library_warning:
             self.report({"WARNING"}, job.library_warning)
         if job.error is not None:
             return report_failure(self, job.error)
         assert job.result is not None
         return self._import(context, job.result)
-
-    def cancel(self, context: bpy.types.Context) -> None:
-        """Blender ends the modal (file loaded, window closed): stop the download too."""
-        if self._job is not None:
-            self._job.cancel()
-            self._job.join(1.0)  # nothing polls this job again: let the worker remove its partial file
-        self._stop(context)
-
-    def _redraw_if_changed(self, context: bpy.types.Context, job: core.Job) -> None:
-        """Redraw the progress when what it shows changed: drawing is the main thread's real cost during
-        a download (tens of ms per region redraw with software OpenGL), so one region at a time."""
-        shown = (job.phase, job.received, job.status, job.preview)
-        changed, self._shown = shown != self._shown, shown
-        progress_redraw.tick(context, changed)
-
-    def _stop(self, context: bpy.types.Context) -> None:
-        if self._timer is not None:
-            context.window_manager.event_timer_remove(self._timer)
-            self._timer = None
-        if self._job is not None:
-            ui.forget_preview(self._job)
-            self._job.finish()
-        redraw_ui(context)
 
     def _import(self, context: bpy.types.Context, asset: core.Asset) -> set[str]:
         try:
@@ -249,12 +123,6 @@ class TRIVERSE_OT_import_task(bpy.types.Operator):
             f'into collection "{imported.collection.name}".',
         )
         return {"FINISHED"}
-
-
-def newest_job() -> core.Job | None:
-    """The most recently started job: the one Esc cancels."""
-    jobs = core.Job.active()
-    return jobs[-1] if jobs else None
 
 
 class TRIVERSE_OT_cancel_import(bpy.types.Operator):

@@ -35,7 +35,7 @@ SCREEN = "1600x900x24"
 RUN_TIMEOUT = 180.0  # seconds for the whole driver run before it is killed
 QUIT_LIMIT = 10.0  # seconds from the quit request to Blender's exit
 CANCEL_MODAL_CALLS = 10  # the modal's calls from the press until the job is gone (counted, never timed)
-REDRAWS_PER_SECOND = 4  # the add-on's redraw budget (operators.REDRAW_STEP), counted, never timed
+REDRAWS_PER_SECOND = 4  # the add-on's redraw budget (modal_job.REDRAW_STEP), counted, never timed
 UI_PACKAGES = "blender xvfb xauth python3-requests python3-numpy"
 
 
@@ -254,7 +254,7 @@ def test_one_region_redraw_per_pass_while_downloading(run: Run) -> None:
     assert stall["measured_while_downloading"] is True, stall
     during = stall["during"]
     assert during["ticks"] >= 10, f"the probe hardly ran: {during['ticks']} ticks"
-    assert "operators.modal" in during["addon_calls"], "the add-on's modal did not run while downloading"
+    assert "modal_job.modal" in during["addon_calls"], "the add-on's modal did not run while downloading"
     for phase in ("start_phase", "during"):
         counted = stall[phase]
         assert counted["region_redraws"] >= 2, f"{phase}: nothing was redrawn: {counted['region_redraws']}"
@@ -323,7 +323,7 @@ def test_cancel(run: Run, how: str) -> None:
     assert cancel["part_files_before_cancel"], "the download never wrote a partial file: nothing was cancelled"
     # How soon, counted in the add-on's own modal calls (a timer tick or an event each), not in ms: a
     # loaded machine stretches the ms (latency_ms is in result.json for the benchmark), not the count.
-    calls = [c for c in cancel["addon_calls_after_press"] if c[2] == "operators.modal" and c[0] <= cancel["latency_ms"]]
+    calls = [c for c in cancel["addon_calls_after_press"] if c[2] == "modal_job.modal" and c[0] <= cancel["latency_ms"]]
     assert 1 <= len(calls) <= CANCEL_MODAL_CALLS, cancel
     assert cancel["job_phase"] == "cancelled" and cancel["job_error"] == "Cancelled", cancel
     assert cancel["objects_added"] == 0 and cancel["tagged_objects"] == 0 and cancel["collection"] is False

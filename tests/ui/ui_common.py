@@ -521,7 +521,9 @@ class Probe:
         start = self.ticks[0] if self.ticks else 0.0
         events = [(t, region) for t, region in drawn]
         if self.profiler:
-            events += [(t, name) for t, _, name in self.profiler.events if name.startswith("operators.")]
+            events += [
+                (t, name) for t, _, name in self.profiler.events if name.startswith(("operators.", "modal_job."))
+            ]
         return {
             # what was drawn and when the add-on's operator ran, in ms from the start of the window
             "timeline": [[ms(t - start), what] for t, what in sorted(events)],
@@ -535,8 +537,8 @@ class Probe:
 
 
 def micro_benchmark() -> dict[str, Any]:
-    """`core.Job.poll` (with a tick's worth of progress events) and `operators.redraw_ui`, called here."""
-    core, operators, preferences = addon_module("core"), addon_module("operators"), addon_module("preferences")
+    """`core.Job.poll` (with a tick's worth of progress events) and `modal_job.redraw_ui`, called here."""
+    core, modal_job, preferences = addon_module("core"), addon_module("modal_job"), addon_module("preferences")
     job = core.Job(preferences.get_settings(bpy.context), str(uuidlib.uuid4()))  # never started
     polls, redraws = [], []
     try:
@@ -547,7 +549,7 @@ def micro_benchmark() -> dict[str, Any]:
             job.poll()
             polls.append(time.perf_counter() - started)
             started = time.perf_counter()
-            operators.redraw_ui(bpy.context)
+            modal_job.redraw_ui(bpy.context)
             redraws.append(time.perf_counter() - started)
     finally:
         job.client.close()

@@ -181,17 +181,17 @@ def scenario_slow() -> Step:
     log(f"baseline: max gap {baseline['max_gap_ms']} ms, p95 {baseline['p95_gap_ms']} ms")
 
     # The same, with no download but the add-on's own redraw cadence: this driver calls
-    # operators.redraw_ui as often as the modal may (REDRAW_STEP, else every TIMER_STEP). What this
+    # modal_job.redraw_ui as often as the modal may (REDRAW_STEP, else every TIMER_STEP). What this
     # costs is Blender's drawing of the sidebar and status bar.
-    operators = addon_module("operators")
-    step = float(getattr(operators, "REDRAW_STEP", operators.TIMER_STEP))
+    modal_job = addon_module("modal_job")
+    step = float(getattr(modal_job, "REDRAW_STEP", modal_job.TIMER_STEP))
     stall["redraw_step_s"] = step
     cadence = {"on": True}
 
     def redraw_like_the_modal() -> float | None:
         if not cadence["on"]:
             return None
-        operators.redraw_ui(bpy.context)
+        modal_job.redraw_ui(bpy.context)
         return step
 
     bpy.app.timers.register(redraw_like_the_modal, first_interval=0.0)
@@ -274,7 +274,7 @@ def scenario_slow() -> Step:
     yield from wait_for(lambda: core.Job.get(task) is None, 30.0, "the slow download to finish and import")
     profiler.stop()
     calls = profiler.calls
-    modal = calls.get("operators.modal", [])
+    modal = calls.get("modal_job.modal", [])
     done: dict[str, Any] = {
         "seconds_from_invoke": round(time.perf_counter() - started, 3),
         "import_modal_tick_ms": ms(max(modal, default=0.0)),
