@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
@@ -201,6 +202,12 @@ def run(args: argparse.Namespace, staging: list[Path]) -> int:
         interrupted = True
         print("interrupted: saving what was imported", flush=True)
 
+    return finish(args, output, results, total, started, interrupted)
+
+
+def finish(args: argparse.Namespace, output: Path, results: list[Any], total: int, started: float,
+           interrupted: bool) -> int:  # fmt: skip
+    """Save what was imported, write the report, print the summary; return the exit code (both batches)."""
     imported = [r for r in results if r.status == "imported"]
     failed = total - len(imported)
     code = EXIT_OK if failed == 0 and not interrupted else EXIT_FAILED
@@ -234,9 +241,19 @@ def run(args: argparse.Namespace, staging: list[Path]) -> int:
 
 def main(argv: list[str]) -> int:
     """Run the batch and turn every outcome into an exit code (Blender exits 0 on an escaped exception)."""
+    return guarded(argv, parse_args, run, "interrupted before any import: nothing saved")
+
+
+def guarded(
+    argv: list[str],
+    parse: Callable[[list[str]], argparse.Namespace],
+    run_batch: Callable[[argparse.Namespace, list[Path]], int],
+    early_interrupt: str,
+) -> int:
+    """Parse, run, and turn every outcome into an exit code; the staged add-on is removed in any case."""
     staging: list[Path] = []
     try:
-        args = parse_args(argv)
+        args = parse(argv)
         try:
             import bpy  # noqa: F401 - only to tell a Python without Blender apart
         except ImportError:
@@ -247,14 +264,14 @@ def main(argv: list[str]) -> int:
             return EXIT_USAGE
         # Blender's own SIGINT handler only sets a break flag for renders: let Ctrl-C reach Python.
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        return run(args, staging)
+        return run_batch(args, staging)
     except SystemExit as exc:  # argparse's usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except BatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print("interrupted before any import: nothing saved", file=sys.stderr)
+        print(early_interrupt, file=sys.stderr)
         return EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - the last resort: exit 1, reason and traceback
         traceback.print_exc()

@@ -16,12 +16,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
-import shutil
-import signal
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -135,66 +131,13 @@ def run(args: argparse.Namespace, staging: list[Path]) -> int:
         interrupted = True
         print("interrupted: saving what was imported (the tasks still running stay in My Generations)", flush=True)
 
-    imported = [r for r in results if r.status == "imported"]
-    failed = count - len(imported)
-    code = EXIT_OK if failed == 0 and not interrupted else EXIT_FAILED
-    saved = False
-    if imported:
-        try:
-            batch_import.save(output)
-            saved = True
-            print(f"saved {output}", flush=True)
-        except batch_import.BatchError as exc:
-            print(f"error: {exc}", file=sys.stderr, flush=True)
-            code = EXIT_FAILED
-    else:
-        print("nothing was imported: no file saved", flush=True)
-    if args.report:
-        report = {
-            "seconds": round(time.perf_counter() - started, 3),
-            "jobs": args.jobs,
-            "output": str(output) if saved else None,
-            "interrupted": interrupted,
-            "tasks": [r.as_dict() for r in results],
-        }
-        try:
-            args.report.write_text(json.dumps(report, indent=2))
-        except OSError as exc:
-            print(f"error: Could not write the report {args.report}: {exc.strerror or exc}", file=sys.stderr)
-            code = EXIT_FAILED
-    print(f"{len(imported)} imported, {failed} failed in {time.perf_counter() - started:.1f} s", flush=True)
-    return code
+    return batch_import.finish(args, output, results, count, started, interrupted)
 
 
 def main(argv: list[str]) -> int:
     """Run the batch and turn every outcome into an exit code (Blender exits 0 on an escaped exception)."""
-    staging: list[Path] = []
-    try:
-        args = parse_args(argv)
-        try:
-            import bpy  # noqa: F401 - only to tell a Python without Blender apart
-        except ImportError:
-            print("This script needs Blender: run it with `blender -b --python` or a Python with the bpy module.",
-                  file=sys.stderr)  # fmt: skip
-            return EXIT_USAGE
-        # Blender's own SIGINT handler only sets a break flag for renders: let Ctrl-C reach Python.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        return run(args, staging)
-    except SystemExit as exc:  # argparse's usage errors
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    except batch_import.BatchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("interrupted before any import: nothing saved (tasks created stay in My Generations)", file=sys.stderr)
-        return EXIT_FAILED
-    except Exception as exc:  # noqa: BLE001 - the last resort: exit 1, reason and traceback
-        traceback.print_exc()
-        print(f"error: the batch stopped on an unexpected error ({type(exc).__name__}: {exc}).", file=sys.stderr)
-        return EXIT_FAILED
-    finally:
-        for folder in staging:  # the staged add-on (symlinks into the checkout) is no longer needed
-            shutil.rmtree(folder, ignore_errors=True)
+    note = "interrupted before any import: nothing saved (tasks created stay in My Generations)"
+    return batch_import.guarded(argv, parse_args, run, note)
 
 
 if __name__ == "__main__":
