@@ -161,7 +161,7 @@ def _view3d(context: bpy.types.Context) -> tuple[bpy.types.Area, bpy.types.Regio
     for area in areas:
         region = next((r for r in area.regions if r.type == "WINDOW"), None)
         if region is not None and region.width > 0 and region.height > 0:
-            return area, region, area.spaces.active
+            return area, region, area.spaces.active  # type: ignore[return-value]
     raise CaptureUnavailable("There is no 3D viewport to capture: open one, or pass an image file instead.")
 
 
@@ -176,9 +176,9 @@ def _draw_offscreen(
 ) -> object:
     """RGBA bytes (rows bottom-up) of the scene drawn as the viewport draws it, off screen."""
     import gpu
-    import numpy as np
+    import numpy as np  # type: ignore[import-not-found]  # bundled with Blender
 
-    offscreen = gpu.types.GPUOffScreen(width, height)
+    offscreen = gpu.types.GPUOffScreen(width, height)  # type: ignore[call-arg]  # the stubs lack its arguments
     try:
         offscreen.draw_view3d(
             context.scene,
@@ -189,7 +189,7 @@ def _draw_offscreen(
             projection,
             do_color_management=True,
         )
-        with offscreen.bind():
+        with offscreen.bind():  # type: ignore[union-attr]  # a context manager; the stubs say None
             framebuffer = gpu.state.active_framebuffer_get()
             buffer = framebuffer.read_color(0, 0, width, height, 4, 0, "UBYTE")
         return np.asarray(buffer, dtype=np.uint8).reshape(height, width, 4)
@@ -206,7 +206,7 @@ def _temp_png(stem: str) -> Path:
 
 def _save_copy(image: bpy.types.Image, stem: str, name: str) -> PreparedImage:
     """Copy `image`'s pixels into a temporary image of our own and save that as PNG."""
-    import numpy as np
+    import numpy as np  # type: ignore[import-not-found]  # bundled with Blender
 
     width, height = image.size
     channels = image.channels
@@ -243,7 +243,7 @@ def _save_copy(image: bpy.types.Image, stem: str, name: str) -> PreparedImage:
 
 def _save_pixels(pixels: object, width: int, height: int, stem: str, name: str) -> PreparedImage:
     """RGBA bytes (bottom-up rows) saved as a PNG with Blender's image code."""
-    import numpy as np
+    import numpy as np  # type: ignore[import-not-found]  # bundled with Blender
 
     dest = _temp_png(stem)
     temp = bpy.data.images.new("triverse-capture", width, height, alpha=True)
