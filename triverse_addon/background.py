@@ -51,18 +51,20 @@ class Latest(Generic[T]):
         """Whether `value` / `error` answer `key` (not an earlier key)."""
         return self.key == key and (self.value is not None or self.error is not None)
 
+    def wants(self, key: Hashable) -> bool:
+        """Whether `want(key, ...)` would schedule a call: no fresh result for `key`, none on its way."""
+        fresh = self.max_age if self.error is None else self.error_age
+        if self.current(key) and self._clock() - self._at < fresh:
+            return False
+        if self._wanted is not None and self._wanted[0] == key:
+            return False
+        return not (self._running == key and self._wanted is None)
+
     def want(self, key: Hashable, call: Callable[[], T], *, force: bool = False) -> bool:
         """Ask for `call()`'s result for `key` unless it is fresh or already on its way; True if scheduled."""
-        now = self._clock()
-        if not force:
-            fresh = self.max_age if self.error is None else self.error_age
-            if self.current(key) and now - self._at < fresh:
-                return False
-            if self._wanted is not None and self._wanted[0] == key:
-                return False
-            if self._running == key and self._wanted is None:
-                return False
-        self._wanted = (key, call, now + self.debounce)
+        if not force and not self.wants(key):
+            return False
+        self._wanted = (key, call, self._clock() + self.debounce)
         return True
 
     def forget(self) -> None:
