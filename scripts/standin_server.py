@@ -16,6 +16,15 @@ chunked, stall, slow, redirect, redirect_same_host) wait for one and are not con
 parameters besides those of each mode: `message` and `retry_after` (any JSON error), `status` (not_finished),
 `fraction` (truncated, drop), `chunk_size` (chunked, drop), `detail` (json), `seed` (garbage). The gzip mode
 compresses in memory; every other answer streams a path-backed asset from disk with sendfile(2).
+
+Generation (`standin_generation.py`, as `srv.gen`): `POST /tasks/{text,image}-to-{model,mesh}`, `/upload/image`,
+`/tasks/pricing/quote`, `GET /users/me`, `/users/balance`, task timelines (PENDING/QUEUED -> RUNNING n% -> SUCCESS
+or FAILED, one step every `timeline_step` s; `script_next_generation`, `release`), credits (`balance`), and a
+WebSocket watch `GET /tasks/watch/{uuid}?token=KEY` on the API's own host and port (uses the `websockets`
+library). Failures for these name their endpoint with `on=`: "create", "upload", "quote", "account" (answers
+replaced after the request was processed: a creation answered 500 did create its task; "reset" closes the
+connection without any answer) or "watch" ("refused": 404, "drop": closed after the first message,
+"silent", "no_finalized", or any JSON error mode); "any" does not cover them.
 """
 
 from __future__ import annotations
@@ -44,11 +53,15 @@ from socketserver import TCPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import standin_generation
+
 API_PREFIX = "/api/v1"
 STATUSES = ("PENDING", "QUEUED", "RUNNING", "SUCCESS", "FAILED", "CANCELLED")
 CHUNK = 1 << 20  # bytes per write when streaming
 POLL_INTERVAL = 0.02  # seconds; how long stop() may wait for a serving loop to notice
-ENDPOINTS = ("download", "url", "status", "files", "any")  # where a failure may apply (`on=`)
+ENDPOINTS = ("download", "url", "status", "files", "any", "create", "upload", "quote", "account", "watch")
+_ANY = ("download", "url", "status", "files")  # what on="any" covers
+MAX_BODY = standin_generation.MAX_UPLOAD + (1 << 20)  # the largest request body read (an upload and its framing)
 
 # mode -> (HTTP status, service code, message, suggestion) for the JSON error modes.
 _JSON_ERRORS: dict[str, tuple[int, int, str, str]] = {
@@ -65,7 +78,8 @@ _JSON_ERRORS: dict[str, tuple[int, int, str, str]] = {
 _REPLACING = {*_JSON_ERRORS, "expired", "bad_gateway", "gateway_timeout", "html", "json", "garbage"}
 _TRANSPORT = {"truncated", "drop", "gzip", "chunked", "stall", "slow"}
 _REDIRECTS = {"redirect", "redirect_same_host"}
-FAILURE_MODES = frozenset(_REPLACING | _TRANSPORT | _REDIRECTS | {"first_byte_delay"})
+_GENERATION_MODES = {"reset", "refused", "silent", "no_finalized"}
+FAILURE_MODES = frozenset(_REPLACING | _TRANSPORT | _REDIRECTS | _GENERATION_MODES | {"first_byte_delay"})
 
 _PROXY_PAGE = (
     "<html>\r\n<head><title>{0}</title></head>\r\n<body>\r\n<center><h1>{0}</h1></center>\r\n"
@@ -91,6 +105,8 @@ class Task:
     error: dict[str, Any] | None = None
     preview: bytes | None = None
     created_at: float = field(default_factory=time.time, repr=False)
+    flow_name: str = "image-to-model"
+    queue: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.filename is None:
@@ -112,6 +128,7 @@ class RecordedRequest:
     host: str
     headers: dict[str, str]
     time: float
+    body: bytes = field(default=b"", repr=False)  # a POST's body as received (generation endpoints)
 
     @property
     def authorization(self) -> str | None:
@@ -231,6 +248,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 _ROUTE = re.compile(re.escape(API_PREFIX) + r"/tasks/(?:(download|url)/)?([^/]+)")
+_WATCH = re.compile(re.escape(API_PREFIX) + r"/tasks/watch/([^/]+)")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -254,13 +272,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         owner = self.server.owner
-        owner._record(
-            RecordedRequest(self.command, self.path, self.server.host, dict(self.headers.items()), time.time())
-        )
         url = urlsplit(self.path)
+        watch = _WATCH.fullmatch(url.path) if self.server.serves_api else None
+        record = RecordedRequest(self.command, self.path, self.server.host, dict(self.headers.items()), time.time())
+        if watch is None or owner.record_watch:
+            owner._record(record)
         try:
-            self._discard_request_body()
-            if url.path.startswith(("/files/", "/previews/")):
+            self._read_request_body()
+            record.body = self.body
+            if watch is not None:
+                self._watch(watch.group(1), parse_qs(url.query))
+            elif url.path.startswith(("/files/", "/previews/")):
                 self._asset(url.path, parse_qs(url.query))
             elif self.server.serves_api:
                 self._api(url.path)
@@ -269,17 +291,50 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True  # the client went away, or stop() shut the connection
 
-    def _discard_request_body(self) -> None:
+    def _read_request_body(self) -> None:
+        """Keep a POST's body for the generation endpoints (up to MAX_BODY); discard any other."""
+        self.body = b""
         length = self.headers.get("Content-Length", "0").strip() or "0"
-        if self.headers.get("Transfer-Encoding") or not length.isdigit() or int(length) > CHUNK:
+        limit = MAX_BODY if self.command == "POST" else CHUNK
+        if self.headers.get("Transfer-Encoding") or not length.isdigit() or int(length) > limit:
             self.close_connection = True
+            self.body_too_large = length.isdigit() and int(length) > limit
         elif int(length):
-            self.rfile.read(int(length))
+            self.body = self.rfile.read(int(length))
+
+    def _watch(self, task_uuid: str, query: dict[str, list[str]]) -> None:
+        """The WebSocket watch of one task; the key comes in the `token` query parameter."""
+        owner = self.server.owner
+        self.close_connection = True  # after a watch (or its refusal) the connection is done
+        if not owner._authorized("Bearer " + query.get("token", [""])[0]):
+            self._send(_error(401, 1001, "Missing or invalid API key", "Pass ?token=<API_KEY>."))
+            return
+        failure = owner._take_failure(task_uuid, "watch", ok=True)
+        mode = failure.mode if failure is not None else None
+        if mode == "refused" or owner._task(task_uuid) is None:
+            self._send(_error(404, 1005, "Resource not found", "Check the URL."))
+        elif failure is not None and mode in _JSON_ERRORS:
+            self._send(_failure_reply(failure.mode, failure.params))
+        else:
+            standin_generation.serve_watch(self, owner, task_uuid, mode)
 
     def _api(self, path: str) -> None:
         owner = self.server.owner
         if not owner._authorized(self.headers.get("Authorization")):
             self._send(_error(401, 1001, "Missing or invalid API key", "Send 'Authorization: Bearer <API_KEY>'."))
+            return
+        generation = owner.gen.route(self.command, path)
+        if generation is not None:
+            endpoint, answer = generation
+            if getattr(self, "body_too_large", False):
+                self._send(_error(400, 2004, "File too large (at most 50 MB)", "Use a smaller image."))
+                return
+            early = owner._take_failure("", endpoint, ok=True, before=True)  # fail(..., before=True): not processed
+            if early is not None:
+                self._reset() if early.mode == "reset" else self._send(_failure_reply(early.mode, early.params))
+                return
+            status, headers, body = answer(self.body, self.headers)
+            self._answer(endpoint, "", _Reply(status, headers, body))
             return
         match = _ROUTE.fullmatch(path)
         if match is None or self.command not in ("GET", "HEAD"):
@@ -316,6 +371,8 @@ class _Handler(BaseHTTPRequestHandler):
         failure = owner._take_failure(task_uuid, endpoint, ok=reply.status == 200)
         if failure is None:
             self._send(reply)
+        elif failure.mode == "reset":
+            self._reset()
         elif failure.mode == "first_byte_delay":
             if owner._stopping.wait(float(failure.params.get("seconds", 0.3))):
                 self.close_connection = True
@@ -432,7 +489,17 @@ class StandinServer:
         verbose: bool = False,
         url_ttl: float = 300,
         asset_port: int = 0,
+        *,
+        balance: float = 1000.0,
+        generated_asset: bytes | str | os.PathLike[str] | None = None,
+        timeline_step: float = 0.2,
+        record_watch: bool = False,
     ) -> None:
+        """`balance`: credits; `generated_asset`: what created tasks serve (default: a tiny GLB);
+        `timeline_step`: seconds between a created task's states; `record_watch`: watches go in `requests`."""
+        source = os.fspath(generated_asset) if isinstance(generated_asset, os.PathLike) else generated_asset
+        self.gen = standin_generation.Generation(self, balance, source, timeline_step)
+        self.record_watch = record_watch
         self.api_key, self.host, self.port = api_key, host, port
         self.asset_host, self.asset_port = asset_host, asset_port
         self.envelope, self.verbose, self.url_ttl = envelope, verbose, url_ttl
@@ -471,6 +538,7 @@ class StandinServer:
                 thread = threading.Thread(target=srv.serve_forever, args=(POLL_INTERVAL,), name=name, daemon=True)
                 thread.start()
                 self._threads.append(thread)
+        self.gen.start()
         return self
 
     def stop(self) -> None:
@@ -484,6 +552,7 @@ class StandinServer:
             thread.start()
         for thread in (*stoppers, *self._threads):
             thread.join()
+        self.gen.join()
         for srv in servers:
             srv.close_connections()
             srv.server_close()
@@ -541,6 +610,20 @@ class StandinServer:
         with self._lock:
             self._failures.append(_Failure(mode, uuid, times, on, params))
 
+    def script_next_generation(self, outcome: str = "SUCCESS", error: str = "The generation failed.",
+                               hold: bool = False) -> None:  # fmt: skip
+        """How the next created task ends (FAILED with `error`); `hold` keeps it RUNNING until `release`."""
+        self.gen.script_next(outcome, error, hold)
+
+    def release(self, uuid: str) -> float:
+        """Finish a created task now (a held one too); answers time.monotonic() of the change."""
+        return self.gen.release(uuid)
+
+    @property
+    def created(self) -> list[str]:
+        """UUIDs of the tasks created through the API, oldest first."""
+        return list(self.gen.created)
+
     def clear_failures(self) -> None:
         """Remove every installed failure."""
         with self._lock:
@@ -584,12 +667,15 @@ class StandinServer:
     def _signature_ok(self, path: str, expires: str, sig: str) -> bool:
         return expires.isdigit() and hmac.compare_digest(self._sign(path, expires), sig)
 
-    def _take_failure(self, uuid: str, endpoint: str, ok: bool) -> _Failure | None:
+    def _take_failure(self, uuid: str, endpoint: str, ok: bool, before: bool | None = None) -> _Failure | None:
         """The most recent failure for this task and endpoint (consuming one of its times), if any applies."""
         with self._lock:
             for i in range(len(self._failures) - 1, -1, -1):
                 failure = self._failures[i]
-                if failure.uuid not in (None, uuid) or failure.on not in (endpoint, "any"):
+                applies = failure.on == endpoint or (failure.on == "any" and endpoint in _ANY)
+                if failure.uuid not in (None, uuid) or not applies:
+                    continue
+                if before is not None and bool(failure.params.get("before")) != before:
                     continue
                 if not ok and failure.mode not in _REPLACING and failure.mode != "first_byte_delay":
                     continue  # nothing to truncate, compress or redirect in a 404 or 409
@@ -638,7 +724,7 @@ class StandinServer:
             output = {"model_url": urls["download_url"], "preview_url": urls["preview_url"], "format": task.ext}
         return {
             "task_uuid": task.uuid,
-            "flow_name": "image-to-model",
+            "flow_name": task.flow_name,
             "status": task.status,
             "progress": task.progress,
             "created_at": _iso(task.created_at),
@@ -647,6 +733,7 @@ class StandinServer:
             "input": {},
             "output": output,
             "error": task.error,
+            "queue": task.queue,
         }
 
 

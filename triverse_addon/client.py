@@ -18,7 +18,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,20 @@ class TaskStatus:
     def describe(self) -> str:
         """E.g. "RUNNING, 40%"."""
         return f"{self.status}, {self.progress}%" if self.progress is not None else self.status
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> TaskStatus:
+        """The status endpoint's `data` object (also what a watch message carries) as a TaskStatus."""
+        progress = data.get("progress")
+        error = data.get("error")
+        if isinstance(error, dict):
+            error = error.get("message") or error.get("detail") or json.dumps(error)[:200]
+        return cls(
+            status=str(data.get("status") or "UNKNOWN").upper(),
+            progress=int(progress) if isinstance(progress, (int, float)) and not isinstance(progress, bool) else None,
+            error=str(error or ""),
+            raw=data,
+        )
 
 
 @dataclass(frozen=True)
@@ -222,17 +236,7 @@ class TriverseClient:
 
     def task_status(self, task_uuid: str) -> TaskStatus:
         """`GET /tasks/{uuid}`."""
-        data = self._get_json(f"{self.settings.base_url}/tasks/{task_uuid}", task_uuid)
-        progress = data.get("progress")
-        error = data.get("error")
-        if isinstance(error, dict):
-            error = error.get("message") or error.get("detail") or json.dumps(error)[:200]
-        return TaskStatus(
-            status=str(data.get("status") or "UNKNOWN").upper(),
-            progress=int(progress) if isinstance(progress, (int, float)) else None,
-            error=str(error or ""),
-            raw=data,
-        )
+        return TaskStatus.from_data(self._get_json(f"{self.settings.base_url}/tasks/{task_uuid}", task_uuid))
 
     def asset_info(self, task_uuid: str) -> AssetInfo:
         """`GET /tasks/url/{uuid}`, accepting a bare object or one wrapped in `data`."""
@@ -432,6 +436,92 @@ class TriverseClient:
         if self.cancel_event.is_set():
             raise errors.Cancelled("Import cancelled.")
 
+    # -- JSON and multipart requests (generation, account, live watch) -------------------------------
+
+    @property
+    def ca_bundle(self) -> str | None:
+        """The CA bundle file chosen in the preferences, or None (then the environment's, else certifi's)."""
+        return self._verify if isinstance(self._verify, str) else None
+
+    def url_for(self, path_or_url: str) -> str:
+        """An absolute URL: `path_or_url` itself when it has a scheme, else the base URL joined with the path."""
+        if "://" in path_or_url:
+            return path_or_url
+        return f"{self.settings.base_url}/{path_or_url.lstrip('/')}"
+
+    def get_json(
+        self, path_or_url: str, task_hint: str = "", *, map_error: ErrorMapper | None = None
+    ) -> dict[str, Any]:
+        """`GET` a JSON answer (the envelope's `data`); a non-2xx answer raises `map_error`'s error.
+
+        Without `map_error` the task download mapping applies (`errors.error_for_response`).
+        """
+        return self._request_json("GET", path_or_url, task_hint, map_error)
+
+    def post_json(
+        self, path_or_url: str, body: dict[str, Any], task_hint: str = "", *, map_error: ErrorMapper | None = None
+    ) -> dict[str, Any]:
+        """`POST` a JSON body once and answer its `data`.
+
+        Sent exactly once: urllib3's Retry replays only GET (and reconnects only when the request never
+        left), so a caller that retries a creation does it explicitly, with the same idempotency key.
+        """
+        return self._request_json("POST", path_or_url, task_hint, map_error, json=body)
+
+    def post_file(
+        self,
+        path_or_url: str,
+        file_path: Path,
+        *,
+        field: str = "file",
+        filename: str | None = None,
+        content_type: str = "application/octet-stream",
+        task_hint: str = "",
+        map_error: ErrorMapper | None = None,
+    ) -> dict[str, Any]:
+        """`POST` one file as multipart/form-data (in `field`) once and answer its `data`."""
+        check_ready(self.settings, self.online_access)
+        try:
+            handle = open(file_path, "rb")  # noqa: SIM115 - closed below, after the request
+        except OSError as exc:
+            raise errors.StorageError(f"Cannot read {file_path.name} ({exc.strerror or exc}).") from None
+        with handle:
+            files = {field: (filename or file_path.name, handle, content_type)}
+            return self._request_json("POST", path_or_url, task_hint, map_error, files=files)
+
+    def _request_json(
+        self, method: str, path_or_url: str, task_hint: str, map_error: ErrorMapper | None, **kw: Any
+    ) -> dict[str, Any]:
+        # The same checks as `_send`: ready first (no key or no online access: no request), timeouts,
+        # the preferences' CA bundle, the proxy chosen per request, transport errors mapped.
+        self._check_cancel()
+        check_ready(self.settings, self.online_access)
+        url = self.url_for(path_or_url)
+        timeout = (self.settings.connect_timeout, self.settings.read_timeout)
+        try:
+            response = self._session.request(
+                method, url, stream=True, timeout=timeout, verify=self._verify,
+                proxies=proxies_for(self.settings, url), **kw,
+            )  # fmt: skip
+        except requests.RequestException as exc:
+            if self.cancel_event.is_set():
+                raise errors.Cancelled("Cancelled.") from None
+            raise self._transport_error(exc, url) from None
+        host = urlsplit(url).netloc
+        with response:
+            if not 200 <= response.status_code < 300:
+                if map_error is None:
+                    raise self._http_error(response, task_hint)
+                body = _read_some(response, MAX_ERROR_BODY)
+                raise map_error(response.status_code, response.headers, body, host)
+            try:
+                body = response.raw.read(4 * MAX_ERROR_BODY, decode_content=True) or b""
+            except Exception:  # noqa: BLE001 - any failure while reading the answer is a cut connection
+                raise errors.ConnectionFailed(
+                    f"The connection to {host} was cut before its answer arrived: check your network, then try again."
+                ) from None
+        return _json_object(body, host, task_hint)
+
 
 def proxies_for(settings: Settings, url: str) -> dict[str, str]:
     """The proxy a request to `url` goes through: the preference, else HTTPS_PROXY/HTTP_PROXY minus NO_PROXY.
@@ -551,3 +641,23 @@ def _int_or_none(value: str | None) -> int | None:
         return int(value) if value is not None else None
     except ValueError:
         return None
+
+
+ErrorMapper = Callable[[int, Mapping[str, str], bytes, str], errors.TriverseError]
+"""(HTTP status, headers, body, host) -> the domain error for a non-2xx answer (see `errors.error_for_request`)."""
+
+
+def _json_object(body: bytes, host: str, task_hint: str = "") -> dict[str, Any]:
+    """The JSON object of an answer, unwrapped from the service's `{code, message, data}` envelope."""
+    about = f" for task {task_hint[:8]}" if task_hint else ""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise errors.UnexpectedResponse(
+            f"{host} sent something other than JSON{about}: check the service URL in the add-on preferences."
+        ) from None
+    if isinstance(data, dict) and isinstance(data.get("data"), dict) and "code" in data:
+        data = data["data"]
+    if not isinstance(data, dict):
+        raise errors.UnexpectedResponse(f"Triverse sent an unexpected answer{about}.")
+    return data

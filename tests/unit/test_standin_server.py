@@ -103,7 +103,7 @@ def test_unknown_task_and_unknown_endpoint(server: StandinServer) -> None:
     for path in ("/tasks/download/nope", "/tasks/url/nope", "/tasks/nope"):
         response = get(server, path)
         assert (response.status_code, service_error(response)["code"]) == (404, 1006)
-    response = get(server, "/users/me")
+    response = get(server, "/users/nope")
     assert (response.status_code, service_error(response)["code"]) == (404, 1005)
     assert requests.post(server.base_url + f"/tasks/{TASK}", headers=AUTH, timeout=5).status_code == 404
 
