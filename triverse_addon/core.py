@@ -1,8 +1,8 @@
 """The one path from a task UUID to a local model file, used by all three doors. No `bpy` module use.
 
 - `obtain_asset()` does it synchronously (console, scripts, `blender -b`).
-- `Job` runs it on a worker thread and hands progress and the result over through a queue
-  that the main thread drains (the sidebar).
+- `Job` runs network work (by default `import_work`: that same path) on a worker thread and hands
+  progress and the result over through a queue that the main thread drains (the sidebar).
 - `obtain_many()` runs it for many tasks on a bounded pool, yielding results in the order given
   (the batch script), so the main thread can import each one as soon as it is its turn.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import tempfile
 import threading
 import time
@@ -29,7 +30,9 @@ __all__ = [
     "Asset",
     "Job",
     "fetch_preview",
+    "import_work",
     "obtain_asset",
+    "obtain_from_library",
     "obtain_many",
     "open_library",
     "parse_task_uuid",
@@ -39,26 +42,40 @@ log = logging.getLogger(__name__)
 
 WAIT_POLL_FIRST = 2.0
 CANCEL_GRACE = 0.5  # seconds a cancelled worker gets to report before the job is declared cancelled
-PREVIEW_DIR = Path(tempfile.gettempdir()) / "triverse-previews"
 WAIT_POLL_MAX = 15.0
+# A hyphenated UUID standing alone (not inside a longer word), as in a task page's address.
+_UUID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z-])[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}(?![0-9A-Za-z-])")
 
 StatusCallback = Callable[[TaskStatus], None]
 ProgressCallback = Callable[[int, "int | None"], None]
 
 
 def parse_task_uuid(text: str) -> str:
-    """The canonical form of a pasted task UUID (spaces, newlines, capitals, braces and urn: accepted)."""
+    """The canonical form of a pasted task UUID, or of the one UUID in a pasted task URL.
+
+    Spaces, newlines, capitals, braces and urn: are accepted around a bare UUID; in longer text (a task
+    page's address, a line of a log) exactly one UUID must appear, so a wrong task is never picked.
+    """
     cleaned = "".join(str(text).split()).strip("{}").lower()
     if cleaned.startswith("urn:uuid:"):
         cleaned = cleaned[len("urn:uuid:") :]
     try:
         return str(uuidlib.UUID(cleaned))
     except ValueError:
-        shown = " ".join(str(text).split())[:60]
-        what = f'"{shown}" is not' if shown else "No task UUID was given; it should be"
+        pass
+    shown = " ".join(str(text).split())[:60]
+    found = list(dict.fromkeys(str(uuidlib.UUID(m)) for m in _UUID_IN_TEXT.findall(str(text))))
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
         raise errors.InvalidTaskId(
-            f"{what} a Triverse task UUID (like 92483a80-236c-4889-9a95-4c90bb64dfd8): copy it from the task page."
-        ) from None
+            f'"{shown}" holds {len(found)} different task UUIDs ({found[0][:8]}... and {found[1][:8]}...): '
+            "paste only the one to import."
+        )
+    what = f'"{shown}" is not' if shown else "No task UUID was given; it should be"
+    raise errors.InvalidTaskId(
+        f"{what} a Triverse task UUID (like 92483a80-236c-4889-9a95-4c90bb64dfd8): copy it from the task page."
+    )
 
 
 @dataclass
@@ -98,7 +115,6 @@ def obtain_asset(
     progress: ProgressCallback | None = None,
     wait: float = 0.0,
     on_status: StatusCallback | None = None,
-    on_preview: Callable[[Path], None] | None = None,
 ) -> Asset:
     """A verified local model for the task: from the library when kept there, else downloaded.
 
@@ -106,26 +122,14 @@ def obtain_asset(
     `on_status` the status is asked (and told) before downloading even without waiting.
     """
     task_uuid = parse_task_uuid(task_uuid)  # it names files and folders: never anything but a UUID
-    if library is not None:
-        entry = library.lookup(task_uuid)
-        if entry is not None:
-            workdir = Path(tempfile.mkdtemp(prefix="triverse-")) if entry.format == "zip" else None
-            try:
-                model = _model_in(entry.path, entry.format, workdir)
-            except BaseException:
-                formats.remove_quietly(workdir)
-                raise
-            return Asset(task_uuid, model, formats.extension_of(model.name), entry.size, entry.sha256,
-                         entry.filename, True, workdir)  # fmt: skip
+    from_library = obtain_from_library(task_uuid, library)
+    if from_library is not None:
+        return from_library
     if wait > 0 or on_status is not None:
         try:
             wait_for_success(client, task_uuid, wait, on_status)
         except errors.UnexpectedResponse:
             pass  # a status the service cannot give is no reason to stop: the download will tell
-    if on_preview is not None:
-        preview = fetch_preview(client, task_uuid, PREVIEW_DIR)
-        if preview is not None:
-            on_preview(preview)
     workdir = Path(tempfile.mkdtemp(prefix="triverse-"))
     partial = library.partial_path(task_uuid) if library else workdir / f"{task_uuid}.part"
     try:
@@ -147,6 +151,21 @@ def obtain_asset(
         formats.remove_quietly(partial)
         formats.remove_quietly(workdir)
         raise
+
+
+def obtain_from_library(task_uuid: str, library: Library | None) -> Asset | None:
+    """The task's verified model from the library, or None when it is not kept there; never the network."""
+    entry = library.lookup(task_uuid) if library is not None else None
+    if entry is None:
+        return None
+    workdir = Path(tempfile.mkdtemp(prefix="triverse-")) if entry.format == "zip" else None
+    try:
+        model = _model_in(entry.path, entry.format, workdir)
+    except BaseException:
+        formats.remove_quietly(workdir)
+        raise
+    return Asset(task_uuid, model, formats.extension_of(model.name), entry.size, entry.sha256,
+                 entry.filename, True, workdir)  # fmt: skip
 
 
 def _model_in(path: Path, fmt: str, workdir: Path | None) -> Path:
@@ -202,17 +221,52 @@ def fetch_preview(client: TriverseClient, task_uuid: str, dest_dir: Path) -> Pat
 
 # -- the sidebar's worker ------------------------------------------------------------------------
 
+Work = Callable[["Job"], Asset]  # what a job's worker does; it reports through the job's report_* methods
+
+
+def import_work(job: Job) -> Asset:
+    """An import job's work: the task's model from the library or the service; its preview once bytes flow."""
+    library, job.library_warning = open_library(job.settings)
+
+    def progress(received: int, total: int | None) -> None:
+        job.fetch_preview()  # only now: the model's download has started, the picture never delays it
+        job.report_progress(received, total)
+
+    return obtain_asset(
+        job.client,
+        job.task_uuid,
+        library,
+        progress=progress,
+        wait=job.wait,
+        on_status=job.report_status if job.wait > 0 else None,  # without waiting, the download tells
+    )
+
 
 class Job:
-    """One task obtained on a worker thread; the main thread calls `poll()` and never waits on it."""
+    """Network work on a worker thread; the main thread calls `poll()` and never waits on it.
 
-    _active: dict[str, Job] = {}
+    A job stays registered (and its task cannot be started again) until it was handed over with
+    `finish()` AND its worker has really ended, so one library entry never has two writers and the
+    client's session is closed by the worker itself, never under it.
+    """
+
+    _active: dict[str, Job] = {}  # by key; a job's task UUID may be learnt later (see claim_task)
     _active_lock = threading.Lock()
 
-    def __init__(self, settings: Settings, task_uuid: str, *, wait: float = 0.0, online_access: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        task_uuid: str = "",
+        *,
+        wait: float = 0.0,
+        online_access: bool = True,
+        work: Work = import_work,
+        key: str = "",
+    ) -> None:
         """Prepare a job; `Job.start` is the way to create one."""
         self.settings = settings
         self.task_uuid = task_uuid
+        self.key = key or task_uuid
         self.wait = wait
         self.client = TriverseClient(settings, online_access=online_access)
         self.received = 0
@@ -224,41 +278,77 @@ class Job:
         self.result: Asset | None = None
         self.error: BaseException | None = None
         self.library_warning = ""
+        self._work = work
         self._events: queue.Queue[tuple[str, object]] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name=f"triverse-{task_uuid[:8]}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"triverse-{self.key[:8]}", daemon=True)
+        self._preview_thread: threading.Thread | None = None
+        self._preview_dir: Path | None = None
         self._progress: tuple[int, int | None] | None = None
         self._cancelled_at: float | None = None
         self._speed_mark = (time.monotonic(), 0)
+        self._handed_over = False  # finish() was called (guarded by _active_lock)
+        self._ended = False  # the worker has ended (guarded by _active_lock)
 
     # main thread -------------------------------------------------------------------------------
 
     @classmethod
-    def start(cls, settings: Settings, task_uuid: str, *, wait: float = 0.0, online_access: bool = True) -> Job:
-        """Start a job, refusing a task that is already being obtained."""
+    def start(
+        cls,
+        settings: Settings,
+        task_uuid: str = "",
+        *,
+        wait: float = 0.0,
+        online_access: bool = True,
+        work: Work = import_work,
+        key: str = "",
+    ) -> Job:
+        """Start a job, refusing a task (or key) that is already being worked on."""
         with cls._active_lock:
-            if task_uuid in cls._active:
-                raise errors.AlreadyRunning(f"Task {task_uuid[:8]} is already being imported.")
-            job = cls(settings, task_uuid, wait=wait, online_access=online_access)
-            cls._active[task_uuid] = job
+            cls._refuse_if_busy(key or task_uuid)
+            cls._refuse_if_busy(task_uuid)
+            job = cls(settings, task_uuid, wait=wait, online_access=online_access, work=work, key=key)
+            cls._active[job.key] = job
         job._thread.start()
         return job
 
     @classmethod
-    def active(cls) -> list[Job]:
-        """Jobs not yet finished and handed over, oldest first."""
+    def _refuse_if_busy(cls, key_or_task: str) -> None:
+        """Raise AlreadyRunning when a registered job has this key or task (call with the lock held)."""
+        if not key_or_task:
+            return
+        for job in cls._active.values():
+            if key_or_task in (job.key, job.task_uuid):
+                if job._handed_over:
+                    raise errors.AlreadyRunning(
+                        f"Task {key_or_task[:8]} is still stopping after being cancelled: try again in a moment."
+                    )
+                raise errors.AlreadyRunning(f"Task {key_or_task[:8]} is already being imported.")
+
+    @classmethod
+    def refuse_if_busy(cls, task_uuid: str) -> None:
+        """Raise AlreadyRunning while a job works on this task (also one still stopping after a cancel)."""
         with cls._active_lock:
-            return list(cls._active.values())
+            cls._refuse_if_busy(task_uuid)
+
+    @classmethod
+    def active(cls) -> list[Job]:
+        """Jobs not yet finished and handed over, oldest first (what the sidebar shows)."""
+        with cls._active_lock:
+            return [job for job in cls._active.values() if not job._handed_over]
 
     @classmethod
     def get(cls, task_uuid: str) -> Job | None:
-        """The running job for a task, if any."""
+        """The registered job for a task (or key), if any; also one still stopping after a cancel."""
         with cls._active_lock:
-            return cls._active.get(task_uuid)
+            return cls._active.get(task_uuid) or next(
+                (job for job in cls._active.values() if task_uuid and job.task_uuid == task_uuid), None
+            )
 
     @classmethod
     def cancel_all(cls, join_seconds: float = 2.0) -> None:
         """Cancel every job and wait briefly for the workers to remove their partial files."""
-        jobs = cls.active()
+        with cls._active_lock:
+            jobs = list(cls._active.values())
         for job in jobs:
             job.cancel()
         deadline = time.monotonic() + join_seconds
@@ -268,7 +358,8 @@ class Job:
 
     def join(self, timeout: float) -> None:
         """Wait up to `timeout` seconds for the worker to end (it removes its partial file first)."""
-        self._thread.join(timeout)
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
 
     def cancel(self) -> None:
         """Ask the worker to stop now; it removes its partial file itself."""
@@ -291,7 +382,8 @@ class Job:
                 self.preview = value  # type: ignore[assignment]
             elif kind == "status":
                 self.status = value  # type: ignore[assignment]
-                self.phase = "waiting"
+                if self._progress is None:  # a task that has succeeded is not waited for: the download starts
+                    self.phase = "starting" if self.status and self.status.status == "SUCCESS" else "waiting"
             elif kind == "done":
                 self.result, self.phase, finished = value, "done", True  # type: ignore[assignment]
             elif kind == "error":
@@ -300,47 +392,35 @@ class Job:
                 finished = True
         if not finished and self._cancelled_at is not None and time.monotonic() - self._cancelled_at > CANCEL_GRACE:
             # The worker is blocked before any byte arrived (nothing on disk yet): it cleans up when it
-            # wakes; the user is not kept waiting for that.
+            # wakes, and the job stays registered until then; the user is not kept waiting for that.
             self.error, self.phase, finished = errors.Cancelled("Import cancelled."), "cancelled", True
         return finished
 
     def finish(self) -> None:
-        """Forget the job (after its result was imported or its error reported)."""
+        """Hand the job back (after its result was imported or its error reported).
+
+        It leaves the registry now if its worker has ended, else when the worker ends.
+        """
         with self._active_lock:
-            if self._active.get(self.task_uuid) is self:
-                del self._active[self.task_uuid]
-        self.client.close()
+            self._handed_over = True
+            if self._ended or self._thread.ident is None:
+                self._unregister()
+        if self._thread.ident is None:  # never started: no worker to close the session
+            self.client.close()
 
     @property
     def alive(self) -> bool:
         """The worker thread is still running."""
         return self._thread.is_alive()
 
-    # worker thread -----------------------------------------------------------------------------
+    # worker threads: the work reports through these --------------------------------------------
 
-    def _run(self) -> None:
-        try:
-            library, warning = open_library(self.settings)
-            self.library_warning = warning
-            asset = obtain_asset(
-                self.client,
-                self.task_uuid,
-                library,
-                progress=self._on_progress,
-                wait=self.wait,
-                on_status=lambda s: self._events.put(("status", s)),
-                on_preview=lambda p: self._events.put(("preview", p)),
-            )
-        except BaseException as exc:  # noqa: BLE001 - every failure is handed to the main thread
-            self._events.put(("error", exc))
-        else:
-            if self.client.cancel_event.is_set():  # cancelled after the last byte: import nothing
-                asset.cleanup()
-                self._events.put(("error", errors.Cancelled("Import cancelled.")))
-            else:
-                self._events.put(("done", asset))
+    def report_status(self, status: TaskStatus) -> None:
+        """The task's status, as the service told it (shown while waiting)."""
+        self._events.put(("status", status))
 
-    def _on_progress(self, received: int, total: int | None) -> None:
+    def report_progress(self, received: int, total: int | None) -> None:
+        """Bytes of the model received so far, and the total when known."""
         now = time.monotonic()
         mark_time, mark_bytes = self._speed_mark
         if now - mark_time >= 0.5:
@@ -350,6 +430,61 @@ class Job:
         # The newest numbers replace the previous ones (one tuple, assigned atomically): the main
         # thread reads them when it polls, so no update is queued up or lost before a stall.
         self._progress = (received, total)
+
+    def claim_task(self, task_uuid: str) -> None:
+        """Name the task this job works on once it is known (a job that creates its task learns it late)."""
+        with self._active_lock:
+            if task_uuid != self.task_uuid:
+                self._refuse_if_busy(task_uuid)
+            self.task_uuid = task_uuid
+
+    def fetch_preview(self) -> None:
+        """Fetch the task's preview on a short-lived thread of its own (once per job), beside the work."""
+        if self._preview_thread is not None or not self.task_uuid:
+            return
+        self._preview_thread = threading.Thread(target=self._fetch_preview, name=f"{self._thread.name}-preview")
+        self._preview_thread.start()
+
+    def _fetch_preview(self) -> None:
+        try:
+            # A private folder (mkdtemp: mode 0700), removed when the job's worker ends.
+            self._preview_dir = Path(tempfile.mkdtemp(prefix="triverse-preview-"))
+            path = fetch_preview(self.client, self.task_uuid, self._preview_dir)
+        except (errors.TriverseError, OSError):
+            return  # only a picture (cancelled, or no room for it)
+        if path is not None:
+            self._events.put(("preview", path))
+
+    def _run(self) -> None:
+        try:
+            asset = self._work(self)
+        except BaseException as exc:  # noqa: BLE001 - every failure is handed to the main thread
+            self._events.put(("error", exc))
+        else:
+            if self.client.cancel_event.is_set():  # cancelled after the last byte: import nothing
+                asset.cleanup()
+                self._events.put(("error", errors.Cancelled("Import cancelled.")))
+            else:
+                self._events.put(("done", asset))
+        finally:
+            self._end()
+
+    def _end(self) -> None:
+        """The worker's last act: stop the preview, remove its folder, close the session, leave the registry."""
+        if self._preview_thread is not None:
+            if self._preview_thread.is_alive():
+                self.client.abort()  # the model is in (or failed): its picture is no longer shown
+            self._preview_thread.join()
+        formats.remove_quietly(self._preview_dir)
+        self.client.close()
+        with self._active_lock:
+            self._ended = True
+            if self._handed_over:
+                self._unregister()
+
+    def _unregister(self) -> None:
+        if self._active.get(self.key) is self:
+            del self._active[self.key]
 
 
 # -- the batch's parallel downloads --------------------------------------------------------------

@@ -12,7 +12,7 @@ import time
 import bpy
 from bpy.props import BoolProperty, FloatProperty, StringProperty
 
-from . import config, core, errors, preferences, scene_import
+from . import config, core, errors, preferences, scene_import, ui
 from .client import TriverseClient
 
 log = logging.getLogger(__name__)
@@ -38,24 +38,72 @@ def report_failure(operator: bpy.types.Operator, exc: BaseException) -> set[str]
     return {"CANCELLED"}
 
 
-def redraw_ui(context: bpy.types.Context) -> None:
-    """Redraw only the 3D viewports' sidebars and the status bar, not whole viewports (costly)."""
-    wm = context.window_manager
-    for window in wm.windows:
-        screen = window.screen
-        if screen is None:
-            continue
-        for area in screen.areas:
-            if area.type == "VIEW_3D":
-                for region in area.regions:
-                    if region.type == "UI":
-                        region.tag_redraw()
-    # The status bar is one of a window's global areas, out of reach of screen.areas: setting the
-    # workspace's status text redraws it (with our progress item), and says how to cancel, as
-    # Blender's own modal tools do.
+def _sidebars(context: bpy.types.Context) -> list[bpy.types.Region]:
+    """The sidebar regions of every 3D viewport."""
+    return [
+        region
+        for window in context.window_manager.windows
+        if window.screen is not None
+        for area in window.screen.areas
+        if area.type == "VIEW_3D"
+        for region in area.regions
+        if region.type == "UI"
+    ]
+
+
+def _redraw_statusbar(context: bpy.types.Context) -> None:
+    """The status bar is one of a window's global areas, out of reach of screen.areas: setting the
+    workspace's status text redraws it (with our progress item), and says how to cancel, as Blender's
+    own modal tools do."""
     workspace = getattr(context, "workspace", None)
     if workspace is not None:
         workspace.status_text_set("Esc: cancel the Triverse download" if core.Job.active() else None)
+
+
+def redraw_ui(context: bpy.types.Context) -> None:
+    """Redraw the 3D viewports' sidebars and the status bar, not whole viewports (costly): when a
+    download starts or ends."""
+    for region in _sidebars(context):
+        region.tag_redraw()
+    _redraw_statusbar(context)
+
+
+class _ProgressRedraw:
+    """Redraws of the progress, shared by every running import: ONE region per event-loop pass (the
+    sidebars or the status bar, in turn), at most every REDRAW_STEP. Each region redraw costs tens of
+    ms with software OpenGL: both in one tick (or one per running download) doubled the longest stall."""
+
+    def __init__(self) -> None:
+        self.at = 0.0
+        self.next = "sidebar"
+        self.stale: set[str] = set()
+
+    def tick(self, context: bpy.types.Context, changed: bool) -> None:
+        """On a timer tick: note a change, and redraw one stale place if it is time."""
+        if changed:
+            self.stale.update(("sidebar", "statusbar"))
+        now = time.monotonic()
+        if not self.stale or now - self.at < REDRAW_STEP:
+            return
+        place = self.next if self.next in self.stale else next(iter(self.stale))
+        if place == "statusbar":
+            _redraw_statusbar(context)
+        else:
+            for region in _sidebars(context):
+                region.tag_redraw()
+        self.stale.discard(place)
+        self.at, self.next = now, "sidebar" if place == "statusbar" else "statusbar"
+
+    def started(self, context: bpy.types.Context) -> None:
+        """A download starts: the sidebars now (the click on Import redraws them anyway), the status bar
+        on the next turn."""
+        for region in _sidebars(context):
+            region.tag_redraw()
+        self.stale.add("statusbar")
+        self.at, self.next = time.monotonic(), "statusbar"
+
+
+progress_redraw = _ProgressRedraw()
 
 
 class TRIVERSE_OT_import_task(bpy.types.Operator):
@@ -85,17 +133,25 @@ class TRIVERSE_OT_import_task(bpy.types.Operator):
     _job: core.Job | None = None
     _timer: bpy.types.Timer | None = None
     _shown: tuple[object, ...] = ()
-    _drawn_at = 0.0
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         """The whole job, synchronously: the console, scripts and `blender -b` use this."""
         try:
             task_uuid, settings = _prepare(context, self.task_uuid)
-            if core.Job.get(task_uuid) is not None:
-                raise errors.AlreadyRunning(f"Task {task_uuid[:8]} is already being imported.")
+            core.Job.refuse_if_busy(task_uuid)  # also a cancelled job whose worker has not ended yet
             library, warning = core.open_library(settings)
             if warning:
                 self.report({"WARNING"}, warning)
+            # Adjust Last Operation (options.is_repeat) and Repeat Last run execute() while Blender waits:
+            # never the network then. (Operator.is_repeat() only says the previous operator was this one.)
+            if self.options.is_repeat or self.options.is_repeat_last:
+                asset = core.obtain_from_library(task_uuid, library)
+                if asset is None:
+                    raise errors.TriverseError(
+                        f"Task {task_uuid[:8]} is not in the library, and redoing an import never downloads "
+                        "(it would freeze Blender): import it again from the sidebar."
+                    )
+                return self._import(context, asset)
             with TriverseClient(settings, online_access=preferences.online_access()) as client:
                 asset = core.obtain_asset(client, task_uuid, library, wait=self.wait_timeout if self.wait else 0.0)
             return self._import(context, asset)
@@ -118,7 +174,7 @@ class TRIVERSE_OT_import_task(bpy.types.Operator):
         wm = context.window_manager
         self._timer = wm.event_timer_add(TIMER_STEP, window=context.window)
         wm.modal_handler_add(self)
-        redraw_ui(context)
+        progress_redraw.started(context)
         return {"RUNNING_MODAL"}
 
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
@@ -133,6 +189,8 @@ class TRIVERSE_OT_import_task(bpy.types.Operator):
             return {"PASS_THROUGH"}
         finished = job.poll()
         if not finished:
+            if job.preview is not None:
+                ui.load_preview(job)  # here, once, when the worker hands it over; never in draw()
             self._redraw_if_changed(context, job)
             return {"PASS_THROUGH"}
         self._stop(context)
@@ -151,19 +209,18 @@ class TRIVERSE_OT_import_task(bpy.types.Operator):
         self._stop(context)
 
     def _redraw_if_changed(self, context: bpy.types.Context, job: core.Job) -> None:
-        """Redraw the sidebar when what it shows changed, at most every REDRAW_STEP: drawing is the main
-        thread's real cost during a download (tens of ms per redraw with software OpenGL)."""
+        """Redraw the progress when what it shows changed: drawing is the main thread's real cost during
+        a download (tens of ms per region redraw with software OpenGL), so one region at a time."""
         shown = (job.phase, job.received, job.status, job.preview)
-        now = time.monotonic()
-        if shown != self._shown and now - self._drawn_at >= REDRAW_STEP:
-            self._shown, self._drawn_at = shown, now
-            redraw_ui(context)
+        changed, self._shown = shown != self._shown, shown
+        progress_redraw.tick(context, changed)
 
     def _stop(self, context: bpy.types.Context) -> None:
         if self._timer is not None:
             context.window_manager.event_timer_remove(self._timer)
             self._timer = None
         if self._job is not None:
+            ui.forget_preview(self._job)
             self._job.finish()
         redraw_ui(context)
 

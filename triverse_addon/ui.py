@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import array
 import time
 
 import bpy
@@ -34,8 +35,8 @@ def _progress_text(job: core.Job) -> tuple[float | None, str]:
     """(fraction or None, text) for a job, e.g. (0.31, "12.3 MB of 40.0 MB (31%), 5.2 MB/s")."""
     if job.phase == "waiting" and job.status is not None:
         return (job.status.progress or 0) / 100, f"Task {job.status.describe()}"
-    if job.phase in ("starting",) or (job.phase == "waiting" and job.status is None):
-        return None, "Connecting..."
+    if job.phase in ("starting", "waiting"):  # a finished task whose download has not begun yet
+        return None, "Starting download..."
     speed = f", {errors.human_size(job.speed)}/s" if job.speed else ""
     if job.total:
         fraction = min(job.received / job.total, 1.0)
@@ -58,14 +59,44 @@ def _draw_progress(layout: bpy.types.UILayout, job: core.Job) -> None:
 
 
 def _preview_icon(job: core.Job) -> int:
-    """Icon id of the task's preview image, loaded on the main thread once the worker fetched it."""
+    """Icon id of the task's preview image once `load_preview` has loaded it (draw() never decodes)."""
     pcoll = _previews.get("collection")
-    if pcoll is None or job.preview is None:
+    if pcoll is None or job.key not in pcoll:  # type: ignore[operator]
         return 0
-    key = job.task_uuid
-    if key not in pcoll:  # type: ignore[operator]
-        pcoll.load(key, str(job.preview), "IMAGE")  # type: ignore[attr-defined]
-    return pcoll[key].icon_id  # type: ignore[index]
+    return int(pcoll[job.key].icon_id)  # type: ignore[index]
+
+
+def load_preview(job: core.Job) -> None:
+    """Decode the job's preview into the panel's collection, once (called from the modal tick).
+
+    Its pixels are copied into a preview of our own: `previews.load(..., 'IMAGE')` would decode it
+    later, while drawing, and write a thumbnail of it into the user's ~/.cache/thumbnails.
+    """
+    pcoll = _previews.get("collection")
+    if pcoll is None or job.preview is None or job.key in pcoll:  # type: ignore[operator]
+        return
+    preview = pcoll.new(job.key)  # type: ignore[attr-defined]
+    try:
+        image = bpy.data.images.load(str(job.preview), check_existing=False)
+    except RuntimeError:  # not an image Blender reads: the panel shows no picture
+        return
+    try:
+        width, height = image.size
+        if width and height:
+            pixels = array.array("f", bytes(16 * width * height))  # RGBA floats
+            image.pixels.foreach_get(pixels)
+            preview.image_size = preview.icon_size = (width, height)
+            preview.image_pixels_float.foreach_set(pixels)
+            preview.icon_pixels_float.foreach_set(pixels)
+    finally:
+        bpy.data.images.remove(image)  # a datablock only for the decoding: never saved
+
+
+def forget_preview(job: core.Job) -> None:
+    """Release the job's preview image (its job is no longer shown)."""
+    pcoll = _previews.get("collection")
+    if pcoll is not None and job.key in pcoll:  # type: ignore[operator]
+        del pcoll[job.key]  # type: ignore[attr-defined]
 
 
 class TRIVERSE_PT_import(bpy.types.Panel):

@@ -3,9 +3,11 @@ selection, the library's cap and clear, and disabling the add-on in the middle o
 
 from __future__ import annotations
 
+import struct
 import sys
 import time
 import uuid
+import zlib
 from pathlib import Path
 
 import addon_utils
@@ -132,3 +134,87 @@ def test_disabling_the_addon_mid_download_cancels_it_quickly_and_leaves_no_parti
     assert took < 2.5, f"disabling took {took:.1f} s"
     assert not job.alive
     assert not list(incoming.glob("*.part")), "partial file left after disabling"
+
+
+def _png(size: int = 8) -> bytes:
+    """A small RGB PNG (a gradient)."""
+    rows = b"".join(b"\x00" + b"".join(bytes((x * 30, y * 30, 128)) for x in range(size)) for y in range(size))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def _poll_until(job, predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert not job.poll() or predicate(), f"the job ended first: {job.phase} {job.error!r}"
+        assert time.monotonic() < deadline, f"still {job.phase}"
+        time.sleep(0.02)
+
+
+def test_a_finished_task_whose_download_has_not_begun_says_starting(standin, sample_glb):
+    core, ui, preferences = _mod("core"), _mod("ui"), _mod("preferences")
+    task = _task(standin, sample_glb)
+    standin.fail("first_byte_delay", task, seconds=1.0)
+    job = core.Job.start(preferences.get_settings(), task, wait=30)
+    try:
+        _poll_until(job, lambda: job.status is not None)
+        assert job.status.status == "SUCCESS"
+        assert ui._progress_text(job) == (None, "Starting download...")  # not "Task SUCCESS, 100%"
+    finally:
+        job.cancel()
+        job.join(5)
+        job.poll()
+        job.finish()
+
+
+def test_the_preview_is_decoded_once_outside_draw_and_released(standin, sample_glb):
+    core, ui, preferences = _mod("core"), _mod("ui"), _mod("preferences")
+    task = str(uuid.uuid4())
+    standin.add(task, sample_glb, preview=_png(8))
+    standin.fail("stall", task, after_bytes=1000, seconds=30)
+    images_before = len(bpy.data.images)
+    job = core.Job.start(preferences.get_settings(), task)
+    try:
+        _poll_until(job, lambda: job.preview is not None)
+        pcoll = ui._previews["collection"]
+        assert ui._preview_icon(job) == 0 and job.key not in pcoll  # draw() only looks: nothing loaded there
+        ui.load_preview(job)  # what the modal does on its tick
+        assert tuple(pcoll[job.key].image_size) == (8, 8)
+        assert len(bpy.data.images) == images_before  # the image used for decoding is gone
+        pixels = list(pcoll[job.key].image_pixels_float)
+        assert len(pixels) == 8 * 8 * 4 and max(pixels) > 0.3  # the picture, not a blank
+    finally:
+        job.cancel()
+        job.join(5)
+        job.poll()
+        ui.forget_preview(job)
+        job.finish()
+    assert job.key not in ui._previews["collection"]
+    assert not job.preview.exists()  # the worker removed its private preview folder
+
+
+def test_a_task_whose_cancelled_worker_still_runs_cannot_be_imported_again(standin, sample_glb):
+    core, preferences = _mod("core"), _mod("preferences")
+    task = _task(standin, sample_glb)
+    standin.fail("first_byte_delay", task, times=1, seconds=2.0)  # abort() cannot wake a wait for headers
+    job = core.Job.start(preferences.get_settings(), task)
+    deadline = time.monotonic() + 5
+    while not standin.requests_for(f"/tasks/download/{task}"):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    job.cancel()
+    while not job.poll():
+        time.sleep(0.02)
+    job.finish()  # what the sidebar does once it has said "cancelled"
+    assert job.alive
+    with pytest.raises(RuntimeError, match="still stopping"):
+        bpy.ops.triverse.import_task(task_uuid=task)
+    assert core.Job.active() == []  # the panel no longer shows it
+    job.join(10)
+    assert core.Job.get(task) is None
+    assert bpy.ops.triverse.import_task(task_uuid=task) == {"FINISHED"}
+    assert len(standin.requests_for(f"/tasks/download/{task}")) == 2

@@ -37,7 +37,6 @@ def temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "tmp"
     folder.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    monkeypatch.setattr(core, "PREVIEW_DIR", tmp_path / "previews")
     return folder
 
 
@@ -99,8 +98,9 @@ def test_parse_task_uuid_accepts_what_people_paste(text: str) -> None:
         "92483a80-236c-4889-9a95-4c90bb64dfd8x",
         "g2483a80-236c-4889-9a95-4c90bb64dfd8",
         "../../etc/passwd",
-        "https://triverse.ai/tasks/92483a80-236c-4889-9a95-4c90bb64dfd8",
-        "92483a80-236c-4889-9a95-4c90bb64dfd8\n0f8fad5b-d9cb-469f-a165-70867728950e",
+        "https://app.triverse.ai/tasks/92483a80-236c-4889-9a95-4c90bb64dfd8x",
+        "https://app.triverse.ai/tasks/x92483a80-236c-4889-9a95-4c90bb64dfd8",
+        "https://app.triverse.ai/tasks/92483a80-236c-4889-9a95-4c90bb64dfd8-1",
     ],
 )
 def test_parse_task_uuid_rejects_junk_with_a_clear_message(text: str) -> None:
@@ -109,6 +109,35 @@ def test_parse_task_uuid_rejects_junk_with_a_clear_message(text: str) -> None:
     message = str(info.value)
     assert "is not a Triverse task UUID" in message and "92483a80-236c-4889-9a95-4c90bb64dfd8" in message
     assert "\n" not in message and len(message) < 250
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://app.triverse.ai/tasks/92483a80-236c-4889-9a95-4c90bb64dfd8?tab=x",
+        "https://app.triverse.ai/tasks/92483A80-236C-4889-9A95-4C90BB64DFD8",
+        " app.triverse.ai/tasks/92483a80-236c-4889-9a95-4c90bb64dfd8/\n",
+        "Task 92483a80-236c-4889-9a95-4c90bb64dfd8 succeeded",
+        "/tasks/92483a80-236c-4889-9a95-4c90bb64dfd8#92483A80-236C-4889-9A95-4C90BB64DFD8",  # one task, twice
+    ],
+)
+def test_parse_task_uuid_accepts_a_pasted_task_url(text: str) -> None:
+    assert parse_task_uuid(text) == TASK
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "92483a80-236c-4889-9a95-4c90bb64dfd8\n0f8fad5b-d9cb-469f-a165-70867728950e",
+        "https://app.triverse.ai/tasks/92483a80-236c-4889-9a95-4c90bb64dfd8?from=0f8fad5b-d9cb-469f-a165-70867728950e",
+    ],
+)
+def test_parse_task_uuid_refuses_two_different_uuids(text: str) -> None:
+    with pytest.raises(errors.InvalidTaskId) as info:
+        parse_task_uuid(text)
+    message = str(info.value)
+    assert "2 different task UUIDs" in message and "92483a80" in message and "0f8fad5b" in message, message
+    assert "paste only the one" in message and "\n" not in message
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t"])
@@ -394,11 +423,135 @@ def test_job_runs_and_hands_over_the_result(
     assert job.error is None and job.phase == "done"
     assert job.result is not None and job.result.path.read_bytes() == big_glb
     assert job.received == job.total == len(big_glb)
-    assert job.status is not None and job.status.status == "SUCCESS"
-    assert job.preview is not None and job.preview.read_bytes() == PNG
+    assert job.status is None  # not waiting: no status request before the model
     assert job.library_warning == ""
     job.finish()
+    job.join(5)
     assert Job.get(TASK) is None
+
+
+def wait_for_preview(job: Job, timeout: float = 10.0) -> Path:
+    deadline = time.monotonic() + timeout
+    while job.preview is None:
+        assert not job.poll() or job.preview is not None, f"job ended without a preview: {job.error!r}"
+        assert time.monotonic() < deadline, "no preview arrived"
+        time.sleep(0.02)
+    return job.preview
+
+
+def test_the_preview_is_private_and_removed_with_the_job(
+    server: StandinServer, settings: Settings, big_glb: bytes, temp_dir: Path
+) -> None:
+    server.add(TASK, big_glb, preview=PNG)
+    server.fail("stall", TASK, seconds=10, after_bytes=100_000)
+    job = Job.start(settings, TASK)
+    preview = wait_for_preview(job)
+    assert preview.read_bytes() == PNG
+    folder = preview.parent
+    assert folder.parent == temp_dir and folder.name.startswith("triverse-preview-")  # a fresh folder per job
+    assert folder.stat().st_mode & 0o777 == 0o700, oct(folder.stat().st_mode)  # the user's alone
+    job.cancel()
+    poll_until_finished(job)
+    job.finish()
+    job.join(5)
+    assert not folder.exists(), "the preview stayed after its job ended"
+    assert list(temp_dir.iterdir()) == []
+
+
+def test_the_model_download_starts_before_the_preview_is_asked_for(
+    server: StandinServer, settings: Settings, big_glb: bytes
+) -> None:
+    server.add(TASK, big_glb, preview=PNG)
+    server.fail("first_byte_delay", TASK, on="url", seconds=5)  # a slow preview link must not hold the model
+    job = Job.start(settings, TASK)
+    poll_until_finished(job)
+    assert job.phase == "done" and job.result is not None and job.result.path.read_bytes() == big_glb
+    paths = [r.path.split("?")[0] for r in server.requests]
+    assert paths[0].endswith(f"/tasks/download/{TASK}"), paths  # the model first
+    assert f"/api/v1/tasks/url/{TASK}" in paths, paths  # then the preview, beside it
+    assert job.preview is None  # the model was in before the slow preview link answered
+    job.result.cleanup()
+    job.finish()
+    job.join(5)
+    assert not job.alive  # the slow preview was abandoned once the model was in
+
+
+def test_a_finished_task_shows_starting_not_its_status(server: StandinServer, settings: Settings) -> None:
+    server.fail("first_byte_delay", TASK, seconds=1.0)
+    job = Job.start(settings, TASK, wait=30)  # waiting asks the status first: SUCCESS at once
+    deadline = time.monotonic() + 5
+    while job.status is None:
+        assert not job.poll() and time.monotonic() < deadline
+        time.sleep(0.02)
+    assert job.status.status == "SUCCESS"
+    assert job.phase == "starting", "a finished task whose download has not begun is not being waited for"
+    poll_until_finished(job)
+    assert job.phase == "done"
+
+
+def test_a_job_cancelled_while_its_worker_still_runs_stays_registered(
+    server: StandinServer, make_settings: Callable[..., Settings], tmp_path: Path, glb: bytes
+) -> None:
+    settings = make_settings(library_dir=str(tmp_path / "lib"))
+    server.fail("first_byte_delay", TASK, times=1, seconds=2.0)  # the worker blocks where abort cannot wake it
+    job = Job.start(settings, TASK)
+    deadline = time.monotonic() + 5
+    while not downloads(server):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    job.cancel()
+    poll_until_finished(job, timeout=5)  # declared cancelled after the grace period...
+    assert isinstance(job.error, errors.Cancelled)
+    job.finish()
+    assert job.alive  # ...while its worker still waits for the server
+    assert Job.get(TASK) is job and Job.active() == []  # not shown, but still registered
+    with pytest.raises(errors.AlreadyRunning, match="still stopping"):
+        Job.start(settings, TASK)  # a second writer for the same library entry is refused
+    with pytest.raises(errors.AlreadyRunning, match="still stopping"):
+        Job.refuse_if_busy(TASK)  # (the synchronous operator asks this)
+    job.join(10)
+    assert not job.alive and Job.get(TASK) is None  # it leaves once the worker has ended
+    again = Job.start(settings, TASK)
+    poll_until_finished(again)
+    assert again.result is not None and again.result.path.read_bytes() == glb
+    again.result.cleanup()
+    again.finish()
+    assert len(downloads(server)) == 2 and not list((tmp_path / "lib" / ".incoming").glob("*"))
+
+
+def test_a_job_runs_injected_work_under_its_own_key(server: StandinServer, settings: Settings, glb: bytes) -> None:
+    """A job that learns its task late (a generation creates it first) runs the same machinery."""
+    other = "0f8fad5b-d9cb-469f-a165-70867728950e"
+    server.add(other, glb)
+    gate = threading.Event()
+    busy = Job.start(settings, other, work=lambda job: (gate.wait(5), obtain_asset(job.client, other))[1])
+    seen: list[str] = []
+
+    def create_then_obtain(job: Job) -> core.Asset:
+        job.claim_task(TASK)
+        seen.append(job.task_uuid)
+        try:
+            job.claim_task(other)
+        except errors.AlreadyRunning as exc:
+            seen.append(str(exc))
+        asset = obtain_asset(job.client, TASK, progress=job.report_progress)
+        return asset
+
+    job = Job.start(settings, key="generate-1", work=create_then_obtain)
+    assert Job.get("generate-1") is job
+    poll_until_finished(job)
+    assert seen[0] == TASK and "already being imported" in seen[1]
+    assert job.phase == "done" and job.result is not None and job.result.path.read_bytes() == glb
+    assert job.received == job.total == len(glb)
+    assert Job.get(TASK) is job  # found by the task it claimed
+    with pytest.raises(errors.AlreadyRunning):
+        Job.start(settings, TASK)
+    job.result.cleanup()
+    job.finish()
+    gate.set()
+    poll_until_finished(busy)
+    busy.result.cleanup()  # type: ignore[union-attr]
+    busy.finish()
 
 
 def test_the_same_task_twice_is_already_running(server: StandinServer, settings: Settings, big_glb: bytes) -> None:
