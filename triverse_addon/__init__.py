@@ -18,9 +18,9 @@ bl_info = {
 
 def _modules():  # type: ignore[no-untyped-def]
     # Imported here, not at the top, so that `import triverse_addon.client` works without Blender.
-    from . import operators, preferences, ui
+    from . import generations_bpy, operators, ops_generate, preferences, ui
 
-    return (preferences, operators, ui)
+    return (preferences, operators, ops_generate, generations_bpy, ui)
 
 
 def register() -> None:

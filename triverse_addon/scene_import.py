@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import bpy
 
 from . import errors
 from .core import Asset
+from .generate_core import collection_name
 
 log = logging.getLogger(__name__)
 
 TAG = "triverse_task_uuid"
+PROMPT = "triverse_prompt"  # on a generated model's root
 
 # format -> candidate operators (module, name, options), the first one this Blender has wins.
 _IMPORTERS: dict[str, tuple[tuple[str, str, dict[str, object]], ...]] = {
@@ -81,15 +83,24 @@ def importer_for(fmt: str) -> Callable[..., set[str]]:
     raise errors.UnsupportedFormat(f"Blender cannot import .{fmt} files: nothing was imported.")
 
 
-def import_asset(context: bpy.types.Context, asset: Asset) -> Imported:
-    """Import the asset into a new collection named after the task; tag, select, make the root active."""
+def import_asset(
+    context: bpy.types.Context,
+    asset: Asset,
+    *,
+    collection_name: str = "",
+    root_properties: Mapping[str, str] | None = None,
+) -> Imported:
+    """Import the asset into a new collection (named after the task by default); tag, select, make the root active.
+
+    `root_properties` are kept as custom properties on the imported root (a generation's prompt).
+    """
     started = time.perf_counter()
     run = importer_for(asset.format)
     _leave_edit_modes(context)
     before = _snapshot()
     view_layer = context.view_layer
     previous_collection = view_layer.active_layer_collection
-    collection = bpy.data.collections.new(f"Triverse {asset.task_uuid[:8]}")
+    collection = bpy.data.collections.new(collection_name or f"Triverse {asset.task_uuid[:8]}")
     context.scene.collection.children.link(collection)
     try:
         layer_collection = _find_layer_collection(view_layer.layer_collection, collection)
@@ -112,6 +123,8 @@ def import_asset(context: bpy.types.Context, asset: Asset) -> Imported:
         raise
     _restore_active(view_layer, previous_collection)
     root = _collect(context, collection, objects, asset.task_uuid)
+    for key, value in (root_properties or {}).items():
+        root[key] = value
     imported = Imported(
         asset.task_uuid,
         collection,
@@ -125,6 +138,16 @@ def import_asset(context: bpy.types.Context, asset: Asset) -> Imported:
     RECENT.insert(0, Record(asset.task_uuid, asset.format, asset.size, asset.from_library, objects=len(objects)))
     del RECENT[RECENT_MAX:]
     return imported
+
+
+def import_generated(context: bpy.types.Context, asset: Asset, prompt: str, image_path: str = "") -> Imported:
+    """Import a generated model into a collection named after its prompt (or image) and task, the prompt kept."""
+    return import_asset(
+        context,
+        asset,
+        collection_name=collection_name(prompt, asset.task_uuid, image_path),
+        root_properties={PROMPT: prompt, TAG: asset.task_uuid},
+    )
 
 
 def objects_of_task(task_uuid: str) -> list[bpy.types.Object]:
