@@ -16,7 +16,7 @@ from pathlib import Path
 
 import bpy
 
-from . import errors
+from . import errors, generation
 
 __all__ = [
     "CaptureUnavailable",
@@ -24,7 +24,6 @@ __all__ = [
     "capture_view",
     "from_blend_image",
     "from_file",
-    "web_format",
 ]
 
 CAPTURE_MAX_SIDE = 2048  # pixels: a camera capture follows the render resolution, capped (uploads are limited)
@@ -54,38 +53,26 @@ class PreparedImage:
         self.cleanup()
 
 
-def web_format(head: bytes) -> str | None:
-    """ "png", "jpeg" or "webp" when the first bytes of a file say so, else None."""
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    return None
-
-
 def from_file(path: str | os.PathLike[str]) -> PreparedImage:
     """The file itself when it is PNG, JPEG or WebP by its bytes; another format Blender reads, as a PNG."""
     source = Path(bpy.path.abspath(os.fspath(path))).expanduser()
+    if source.is_dir():
+        raise errors.UnsupportedImage(f"{source} is a folder, not an image file.")
     try:
-        with open(source, "rb") as f:
-            head = f.read(16)
-    except IsADirectoryError:
-        raise errors.UnsupportedFormat(f"{source} is a folder, not an image file.") from None
-    except OSError as exc:
-        raise errors.UnsupportedFormat(f"Cannot read the image file {source}: {exc.strerror or exc}.") from None
-    if web_format(head):
+        generation.sniff_image(source)  # missing, unreadable, too large: its sentence stands
         return PreparedImage(source, source.name)
+    except errors.UnsupportedImage:
+        if not source.is_file() or source.stat().st_size > generation.MAX_IMAGE_BYTES:
+            raise
     try:
         image = bpy.data.images.load(str(source), check_existing=False)
     except RuntimeError:
-        raise errors.UnsupportedFormat(
+        raise errors.UnsupportedImage(
             f"{source.name} is not an image Blender can read (use PNG, JPEG or WebP)."
         ) from None
     try:
         if not _has_pixels(image):
-            raise errors.UnsupportedFormat(f"{source.name} is not an image Blender can read (use PNG, JPEG or WebP).")
+            raise errors.UnsupportedImage(f"{source.name} is not an image Blender can read (use PNG, JPEG or WebP).")
         return _save_copy(image, source.stem, source.name)
     finally:
         bpy.data.images.remove(image)  # ours: loaded only to convert it
@@ -99,14 +86,14 @@ def from_blend_image(image: bpy.types.Image | str) -> PreparedImage:
     if isinstance(image, str):
         found = bpy.data.images.get(image)
         if found is None:
-            raise errors.UnsupportedFormat(f"There is no image named {image!r} in this .blend file.")
+            raise errors.UnsupportedImage(f"There is no image named {image!r} in this .blend file.")
         image = found
     if image.type in {"RENDER_RESULT", "COMPOSITING"}:
-        raise errors.UnsupportedFormat(
+        raise errors.UnsupportedImage(
             f"{image.name!r} is Blender's render result: save it as an image first, or pick another image."
         )
     if not _has_pixels(image):
-        raise errors.UnsupportedFormat(f"Image {image.name!r} has no pixels (its file may be missing).")
+        raise errors.UnsupportedImage(f"Image {image.name!r} has no pixels (its file may be missing).")
     return _save_copy(image, image.name, image.name)
 
 
@@ -269,3 +256,4 @@ def _save_png(temp: bpy.types.Image, dest: Path) -> None:
         raise errors.StorageError(f"Cannot write the image to upload to {dest.parent}: {exc}.") from None
     if not dest.is_file():
         raise errors.StorageError(f"Blender did not write the image to upload to {dest}.")
+    generation.sniff_image(dest)  # what is uploaded is checked like a file the user chose (50 MB at most)

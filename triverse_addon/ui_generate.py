@@ -27,7 +27,8 @@ CONVERTIBLE = {".bmp", ".tga", ".tif", ".tiff", ".exr", ".hdr", ".jp2", ".j2c", 
 
 QUOTE: background.Latest[generation.Quote] = background.Latest(debounce=0.4)
 ACCOUNT: background.Latest[generation.Account] = background.Latest(debounce=0.0)
-_problems: dict[str, object] = {"key": None, "found": {}}  # the last validation (update callbacks compute it)
+_checked: dict[str, Hashable] = {"key": None}  # the state the last validation was for
+_found: dict[str, str] = {}  # its reasons (update callbacks compute them: draw() reads no file)
 _temp_images: list[image_input.PreparedImage] = []  # written for a generation still uploading
 _seen_jobs: set[str] = set()
 
@@ -154,7 +155,9 @@ def validate(st: TRIVERSE_PG_generate) -> dict[str, str]:
         reason = _image_problem(st)
         if reason:
             found["image"] = reason
-    _problems["key"], _problems["found"] = _state_key(st), found
+    _checked["key"] = _state_key(st)
+    _found.clear()
+    _found.update(found)
     return found
 
 
@@ -190,9 +193,9 @@ def live_image_problem(st: TRIVERSE_PG_generate, context: bpy.types.Context) -> 
 
 def problems(st: TRIVERSE_PG_generate, context: bpy.types.Context) -> dict[str, str] | None:
     """The reasons for the state as it is now (for drawing), or None when not checked since it changed."""
-    if _problems["key"] != _state_key(st):
+    if _checked["key"] != _state_key(st):
         return None
-    found = dict(_problems["found"])  # type: ignore[call-overload]
+    found = dict(_found)
     if st.image_source in ("BLEND", "CAMERA"):  # the .blend may have changed since: look again
         found.pop("image", None)
     live = live_image_problem(st, context)
@@ -474,8 +477,10 @@ def job_lines(job: core.Job) -> tuple[float | None, str]:
         return None, "Creating the task..."
     state_name = getattr(status, "status", None) or created.status
     if state_name in ("PENDING", "QUEUED"):
-        position = created.queue_position
-        wait = created.estimated_wait_seconds
+        queue = (getattr(status, "raw", None) or {}).get("queue")  # the latest position, when told
+        queue = queue if isinstance(queue, dict) else {}
+        position = queue.get("position", created.queue_position)
+        wait = queue.get("estimated_wait_seconds", created.estimated_wait_seconds)
         text = "Queued"
         if position is not None:
             text += f": position {position}"
@@ -486,7 +491,7 @@ def job_lines(job: core.Job) -> tuple[float | None, str]:
         progress = getattr(status, "progress", None) or 0
         return progress / 100, f"Running {progress}%"
     if state_name == "SUCCESS":
-        if getattr(job, "total", None):
+        if job.total:
             return min(job.received / job.total, 1.0), "Downloading the model"
         return None, "Importing the model..."
     return None, str(state_name).capitalize()
@@ -687,7 +692,7 @@ def unregister() -> None:
     _seen_jobs.clear()
     QUOTE.forget()
     ACCOUNT.forget()
-    _problems["key"] = None
+    _checked["key"] = None
     del bpy.types.WindowManager.triverse_generate
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)

@@ -246,7 +246,8 @@ def open_triverse_tab() -> Step:
     area.spaces.active.show_region_ui = True
     yield from wait_for(lambda: view3d()[3].width > 50, 5.0, "the sidebar to open")
     yield 0.3
-    for presses in range(9):
+    presses = 0
+    for _ in range(9):
         STATE["probe_draws"] = 0
         redraw_all()
         end = time.monotonic() + 0.6
@@ -255,6 +256,7 @@ def open_triverse_tab() -> Step:
         if STATE["probe_draws"]:
             break
         ctrl_tab()
+        presses += 1
         yield 0.1
     else:
         raise RuntimeError("the Triverse tab was not drawn after 9 Ctrl+Tab presses")
