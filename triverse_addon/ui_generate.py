@@ -457,7 +457,7 @@ def draw_price(layout: bpy.types.UILayout, context: bpy.types.Context) -> str:
     quote = QUOTE.value
     assert quote is not None
     row = col.row(align=True)
-    row.label(text=f"Cost: {quote.cost_credits:,} credits", icon="FUND")
+    row.label(text=f"Cost: {quote.cost_credits:,} credits")
     row.operator(TRIVERSE_OT_refresh_price.bl_idname, text="", icon="FILE_REFRESH", emboss=False)
     col.label(text=f"Balance: {_credits(quote.available_credits)} credits")
     if not quote.affordable:
@@ -565,7 +565,7 @@ def draw_account(layout: bpy.types.UILayout, context: bpy.types.Context) -> None
     account = ACCOUNT.value
     assert account is not None
     col = box.column(align=True)
-    col.label(text=f"Balance: {_credits(account.balance)} credits", icon="FUND")
+    col.label(text=f"Balance: {_credits(account.balance)} credits")
     col.label(text=f"Plan: {account.plan_name or 'unknown'}")
     if account.email:
         col.label(text=account.email)

@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,7 +80,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     log_path = out / "blender.log"
     killed = False
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             proc.wait(timeout=RUN_TIMEOUT)
         except subprocess.TimeoutExpired:
