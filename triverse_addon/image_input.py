@@ -179,7 +179,9 @@ def _draw_offscreen(
         with offscreen.bind():  # type: ignore[union-attr]  # a context manager; the stubs say None
             framebuffer = gpu.state.active_framebuffer_get()
             buffer = framebuffer.read_color(0, 0, width, height, 4, 0, "UBYTE")
-        return np.asarray(buffer, dtype=np.uint8).reshape(height, width, 4)
+        # Flat first: Blender 3.4 exposes a 3-D Buffer to numpy with wrong strides (shifted channels).
+        buffer.dimensions = width * height * 4
+        return np.array(buffer, dtype=np.uint8).reshape(height, width, 4)
     finally:
         offscreen.free()
 

@@ -481,11 +481,9 @@ def job_lines(job: core.Job) -> tuple[float | None, str]:
         queue = queue if isinstance(queue, dict) else {}
         position = queue.get("position", created.queue_position)
         wait = queue.get("estimated_wait_seconds", created.estimated_wait_seconds)
-        text = "Queued"
-        if position is not None:
-            text += f": position {position}"
+        text = "Queued" if position is None else f"Queued: position {position}"
         if wait:
-            text += f", about {_duration(wait)}"
+            text += f"\nAbout {_duration(wait)} to wait"  # its own line: the sidebar is narrow
         return None, text
     if state_name == "RUNNING":
         progress = getattr(status, "progress", None) or 0
@@ -515,11 +513,15 @@ def draw_job(box: bpy.types.UILayout, job: core.Job) -> None:
     if fraction is not None and hasattr(box, "progress"):  # UILayout.progress is Blender 4.0+
         box.progress(factor=fraction, type="BAR", text=text)
     else:
-        box.label(text=text if fraction is None else f"{text}", icon="SORTTIME")
+        first, *more = text.split("\n")
+        col = box.column(align=True)
+        col.label(text=first, icon="SORTTIME")
+        for line in more:
+            col.label(text=line, icon="BLANK1")
     if task_uuid:
         note = box.column(align=True)
         note.scale_y = 0.8
-        note.label(text="X stops watching only: the task")
+        note.label(text="X stops watching; the task")
         note.label(text="keeps running on Triverse.")
 
 

@@ -13,7 +13,7 @@ import time
 
 import bpy
 
-from . import generations_bpy
+from . import core, generations_bpy
 from .ui_generate import redraw
 
 SHOWN = 12  # rows drawn; the rest are counted (the list keeps up to the store's cap)
@@ -46,11 +46,15 @@ def when(epoch: float, now: float | None = None) -> str:
     return time.strftime("%d %b %H:%M", stamp).lstrip("0")
 
 
-def status_text(record: object) -> str:
-    """The status as a user reads it: "Running 40%", "Done", "Failed: reason"."""
+def status_text(record: object, watched: bool = True) -> str:
+    """The status as a user reads it: "Running 40%", "Done", "Failed: reason"; a task no longer
+    watched says its status is the one last seen."""
     status = str(getattr(record, "status", "") or "")
+    seen = "" if watched else ", last seen"
     if status == "RUNNING":
-        return f"Running {getattr(record, 'progress', 0) or 0}%"
+        return f"Running {getattr(record, 'progress', 0) or 0}%{seen}"
+    if status in ("PENDING", "QUEUED"):
+        return f"{status.capitalize()}{seen}"
     if status == "SUCCESS":
         return "Imported" if getattr(record, "imported", False) else "Done"
     if status in ("FAILED", "CANCELLED"):
@@ -111,13 +115,15 @@ class TRIVERSE_PT_generations(bpy.types.Panel):
         if not records:
             layout.label(text="Nothing generated yet", icon="INFO")
             return
+        watched = set(generations_bpy.watching())
+        watched.update(job.task_uuid for job in core.Job.active() if job.task_uuid)
         for record in records[:SHOWN]:
-            draw_row(layout.box(), record)
+            draw_row(layout.box(), record, record.task_uuid in watched)
         if len(records) > SHOWN:
             layout.label(text=f"and {len(records) - SHOWN} older ones")
 
 
-def draw_row(box: bpy.types.UILayout, record: object) -> None:
+def draw_row(box: bpy.types.UILayout, record: object, watched: bool = True) -> None:
     """Thumbnail, title, status, cost and time; Import, Generate Again, Copy UUID."""
     task_uuid = str(getattr(record, "task_uuid", ""))
     icon = thumbnail(task_uuid)
@@ -131,7 +137,7 @@ def draw_row(box: bpy.types.UILayout, record: object) -> None:
     status = str(getattr(record, "status", ""))
     line = col.row()
     line.alert = status in ("FAILED", "CANCELLED")
-    line.label(text=status_text(record))
+    line.label(text=status_text(record, watched))
     cost = getattr(record, "cost_credits", None)
     details = [f"{cost:,} credits" if cost is not None else "", when(float(getattr(record, "created_at", 0.0) or 0))]
     col.label(text="  ".join(d for d in details if d))

@@ -288,10 +288,11 @@ def what_is_under(x: int, y: int) -> Step:
     return found if found.startswith(("triverse", "bpy.")) or ".triverse" in found else ""
 
 
-def find(match: Callable[[str], bool], what: str, x_fraction: float = 0.45) -> Step:
-    """Move the pointer down the sidebar until what is under it matches; (x, y) of that spot."""
+def find(match: Callable[[str], bool], what: str, x_from_right: int = 0) -> Step:
+    """Move the pointer down the sidebar (its middle, or `x_from_right` pixels from its right edge, where
+    the tab strip is) until what is under it matches; (x, y) of that spot."""
     _, _, _, sidebar = view3d()
-    x = sidebar.x + int(sidebar.width * x_fraction)
+    x = sidebar.x + (sidebar.width - x_from_right if x_from_right else int(sidebar.width * 0.45))
     seen: list[str] = []
     y = sidebar.y + sidebar.height - 30
     while y > sidebar.y + 10:
@@ -383,6 +384,12 @@ def generate_jobs() -> list[Any]:
     return list(mod("ui_generate")._generate_jobs())
 
 
+def new_job(before: list[Any]) -> Step:
+    """The generate job a click started (not one that was running already)."""
+    jobs = yield from wait_for(lambda: [j for j in generate_jobs() if j not in before], 10.0, "a new generate job")
+    return jobs[0]
+
+
 def scenario_generate() -> Step:
     """Click Generate; watch the queue, then progress, then the model in a collection named after the prompt."""
     server: StandinServer = STATE["server"]
@@ -391,8 +398,9 @@ def scenario_generate() -> Step:
     x, y = yield from find(lambda s: "generate_from_panel" in s, "the Generate button")
     STATE["generate_button"] = (x, y)
     created_before = list(server.gen.created)
+    jobs_before = generate_jobs()
     click(x, y)
-    job = (yield from wait_for(lambda: generate_jobs(), 10.0, "a generate job"))[0]
+    job = yield from new_job(jobs_before)
     seen: list[str] = []
     shots: dict[str, str] = {}
     end = time.monotonic() + 40.0
@@ -441,12 +449,15 @@ def scenario_stop_watching() -> Step:
     panel_state().prompt = "a blue teapot"
     server.gen.script_next(hold=True)
     created_before = list(server.gen.created)
-    click(*STATE["generate_button"])
-    job = (yield from wait_for(lambda: generate_jobs(), 10.0, "a generate job"))[0]
+    yield 0.3
+    button = yield from find(lambda s: "generate_from_panel" in s, "the Generate button")
+    jobs_before = generate_jobs()
+    click(*button)
+    job = yield from new_job(jobs_before)
     yield from wait_for(lambda: job_text(job).startswith("Running"), 20.0, "the task to run")
     task = job.task_uuid
     screenshot("generate-watching.png")
-    x, y = yield from find(lambda s: "generation_stop" in s, "the X (stop watching)", x_fraction=0.86)
+    x, y = yield from find(lambda s: "generation_stop" in s, "the X (stop watching)", x_from_right=48)
     click(x, y)
     yield from wait_for(lambda: job not in mod("core").Job.active(), 5.0, "the watch to stop")
     yield 0.5
@@ -479,7 +490,9 @@ def scenario_short_balance() -> Step:
     quote = shown_quote()
     out["price"] = {"cost": quote.cost_credits, "balance": quote.available_credits}
     created_before = list(server.gen.created)
-    click(*STATE["generate_button"])
+    # Ctrl+C over a disabled button still copies its command: the pointer finds it as a user sees it.
+    x, y = yield from find(lambda s: "generate_from_panel" in s, "the disabled Generate button")
+    click(x, y)
     yield 1.0
     out["new_tasks"] = [t for t in server.gen.created if t not in created_before]
     out["jobs"] = len(generate_jobs())
@@ -503,8 +516,11 @@ def scenario_viewport_capture() -> Step:
     created_before = list(server.gen.created)
     x, y = yield from find(lambda s: "generate_from_panel" in s, "the Generate button (image mode)")
     screenshot("generate-image.png")
+    screen = view3d()[2]
+    STATE["viewport_rect"] = [screen.x, screen.y, screen.width, screen.height]
+    jobs_before = generate_jobs()
     click(x, y)
-    job = (yield from wait_for(lambda: generate_jobs(), 10.0, "a generate job"))[0]
+    job = yield from new_job(jobs_before)
     yield from wait_for(lambda: job not in mod("core").Job.active(), 40.0, "the image generation to end")
     yield 0.5
     new_files = [k for k in server.gen.files if k not in files_before]
@@ -520,7 +536,47 @@ def scenario_viewport_capture() -> Step:
     out["job_error"] = repr(job.error) if job.error else None
     out["temp_image_folders"] = sorted(p.name for p in Path(tempfile.gettempdir()).glob("triverse-image-*"))
     out["viewport"] = [view3d()[2].width, view3d()[2].height]
+    if new_files:
+        out["capture_vs_screenshot"] = compare_with_screenshot(ARGS.out / "generate-uploaded.png")
+    # The camera's view, captured directly (the panel's Camera source calls the same function).
+    with mod("image_input").capture_view(bpy.context, camera=True) as shot:
+        out["camera_capture"] = png_size(shot.path)
+        render = bpy.context.scene.render
+        out["render_size"] = [render.resolution_x * render.resolution_percentage // 100,
+                              render.resolution_y * render.resolution_percentage // 100]  # fmt: skip
     log(f"viewport capture: {out}")
+
+
+def png_size(path: Path) -> list[int]:
+    import struct
+
+    return list(struct.unpack(">II", path.read_bytes()[16:24]))
+
+
+def compare_with_screenshot(uploaded: Path) -> dict[str, Any]:
+    """How far the uploaded capture is from the viewport's pixels in the window's screenshot (mean
+    absolute difference of RGB, 0-1): gizmos and the toolbar differ a little, broken pixels a lot."""
+    import numpy as np
+
+    def pixels(path: Path) -> Any:
+        image = bpy.data.images.load(str(path), check_existing=False)
+        try:
+            w, h = image.size
+            data = np.empty(w * h * 4, dtype=np.float32)
+            image.pixels.foreach_get(data)
+            return data.reshape(h, w, 4)
+        finally:
+            bpy.data.images.remove(image)
+
+    capture = pixels(uploaded)
+    x, y, w, h = STATE["viewport_rect"]
+    screen = pixels(ARGS.out / "generate-image.png")[y : y + h, x : x + w]
+    if capture.shape != screen.shape:
+        return {"shapes": [list(capture.shape), list(screen.shape)], "mean_abs_diff": 1.0}
+    return {
+        "mean_abs_diff": round(float(np.abs(capture[..., :3] - screen[..., :3]).mean()), 4),
+        "alpha_min": round(float(capture[..., 3].min()), 4),
+    }
 
 
 def scenario_steps() -> Step:

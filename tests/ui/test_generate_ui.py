@@ -191,4 +191,8 @@ def test_viewport_capture_uploads_a_png(run: Run) -> None:
     facts = png_facts(run.out / "generate-uploaded.png")
     assert [facts["width"], facts["height"]] == cap["viewport"], (facts, cap["viewport"])
     assert facts["distinct_bytes"] > 20, f"the captured image looks blank: {facts}"
+    # The pixels are the viewport's (an image of wrongly ordered bytes is far from the screenshot).
+    assert cap["capture_vs_screenshot"]["mean_abs_diff"] < 0.06, cap["capture_vs_screenshot"]
+    assert cap["capture_vs_screenshot"]["alpha_min"] == 1.0
+    assert cap["camera_capture"] == cap["render_size"], "the camera's view follows the render size"
     check_screenshot(run, "generate-image.png")
