@@ -349,8 +349,9 @@ def _multipart_file(raw: bytes, content_type: str) -> bytes | None:
 def serve_watch(handler: Any, owner: Any, task_uuid: str, mode: str | None) -> None:
     """Accept the WebSocket handshake on the handler's socket and push the task's statuses until final.
 
-    Modes (from `fail(..., on="watch")`): "drop" closes abruptly after the first message, "silent" never
-    sends anything, "no_finalized" sends the final status as a plain `update` and keeps the socket open.
+    Modes (from `fail(..., on="watch")`): "drop" closes abruptly after the first message, "close_early"
+    cleanly after it, "silent" never sends anything, "no_finalized" sends the final status as a plain
+    `update` and keeps the socket open.
     """
     from websockets.datastructures import Headers
     from websockets.http11 import Request
@@ -380,6 +381,9 @@ def serve_watch(handler: Any, owner: Any, task_uuid: str, mode: str | None) -> N
                 if terminal and mode != "no_finalized":
                     proto.send_text(f"event: finalized\ndata: {json.dumps(payload)}".encode())
                     proto.send_close(1000)
+                    finished, closing_until = True, time.monotonic() + 2.0
+                if mode == "close_early" and not finished:
+                    proto.send_close(1000)  # a clean close, before any final status
                     finished, closing_until = True, time.monotonic() + 2.0
                 _flush(proto, sock)
                 if mode == "drop":

@@ -23,8 +23,8 @@ or FAILED, one step every `timeline_step` s; `script_next_generation`, `release`
 WebSocket watch `GET /tasks/watch/{uuid}?token=KEY` on the API's own host and port (uses the `websockets`
 library). Failures for these name their endpoint with `on=`: "create", "upload", "quote", "account" (answers
 replaced after the request was processed: a creation answered 500 did create its task; "reset" closes the
-connection without any answer) or "watch" ("refused": 404, "drop": closed after the first message,
-"silent", "no_finalized", or any JSON error mode); "any" does not cover them.
+connection without any answer) or "watch" ("refused": 404, "drop" / "close_early": closed abruptly / cleanly
+after the first message, "silent", "no_finalized", or any JSON error mode); "any" does not cover them.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ _JSON_ERRORS: dict[str, tuple[int, int, str, str]] = {
 _REPLACING = {*_JSON_ERRORS, "expired", "bad_gateway", "gateway_timeout", "html", "json", "garbage"}
 _TRANSPORT = {"truncated", "drop", "gzip", "chunked", "stall", "slow"}
 _REDIRECTS = {"redirect", "redirect_same_host"}
-_GENERATION_MODES = {"reset", "refused", "silent", "no_finalized"}
+_GENERATION_MODES = {"reset", "refused", "silent", "no_finalized", "close_early"}
 FAILURE_MODES = frozenset(_REPLACING | _TRANSPORT | _REDIRECTS | _GENERATION_MODES | {"first_byte_delay"})
 
 _PROXY_PAGE = (
@@ -312,7 +312,9 @@ class _Handler(BaseHTTPRequestHandler):
         failure = owner._take_failure(task_uuid, "watch", ok=True)
         mode = failure.mode if failure is not None else None
         if mode == "refused" or owner._task(task_uuid) is None:
-            self._send(_error(404, 1005, "Resource not found", "Check the URL."))
+            # Echoes the request line, query and all, as many servers' and proxies' error pages do: a
+            # client must not pass such a body on (it holds the key).
+            self._send(_error(404, 1005, f"Resource not found: {self.path}", "Check the URL."))
         elif failure is not None and mode in _JSON_ERRORS:
             self._send(_failure_reply(failure.mode, failure.params))
         else:
@@ -748,6 +750,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="API host address")
     parser.add_argument("--asset-host", default="127.0.0.2", help="asset host address, or 'none' for the API host")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument("--balance", type=float, default=1000.0, help="credits for generation (default: 1000)")
+    parser.add_argument("--timeline-step", type=float, default=1.0, help="seconds between a generation's states")
     args = parser.parse_args(argv)
     if not args.asset.is_file():
         parser.error(f"no such file: {args.asset}")
@@ -758,7 +762,16 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    server = StandinServer(args.key, args.host, args.port, asset_host=asset_host, verbose=args.verbose)
+    server = StandinServer(
+        args.key,
+        args.host,
+        args.port,
+        asset_host=asset_host,
+        verbose=args.verbose,
+        balance=args.balance,
+        generated_asset=args.asset.resolve(),
+        timeline_step=args.timeline_step,
+    )
     progress = 100 if args.status == "SUCCESS" else 0
     server.add(task_uuid, args.asset.resolve(), ext=ext, status=args.status, progress=progress)
     with server:

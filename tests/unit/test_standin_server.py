@@ -467,3 +467,212 @@ def test_command_line(tmp_path: Path) -> None:
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+# --- generation: creation, upload, price, account, timelines, the watch ---------------------------------
+
+
+def post(srv: StandinServer, path: str, body: object, **kw) -> requests.Response:
+    """POST JSON to base_url + path with the key."""
+    return requests.post(srv.base_url + path, json=body, headers=AUTH, timeout=5, **kw)
+
+
+def data_of(response: requests.Response) -> dict:
+    """The `data` of a success envelope, checked for its shape."""
+    body = response.json()
+    assert (response.status_code, body["code"]) == (200, 0), body
+    return body["data"]
+
+
+@pytest.fixture
+def gen() -> Iterator[StandinServer]:
+    """A stand-in with 100 credits and quick timelines."""
+    with StandinServer(api_key=KEY, balance=100, timeline_step=0.02) as srv:
+        yield srv
+    assert not [t for t in threading.enumerate() if t.name.startswith("standin")]
+
+
+def wait_status(srv: StandinServer, task: str, wanted: str, timeout: float = 5) -> dict:
+    """Poll the status endpoint until `wanted`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        data = data_of(get(srv, f"/tasks/{task}"))
+        if data["status"] == wanted:
+            return data
+        time.sleep(0.01)
+    raise AssertionError(f"{task} never reached {wanted}")
+
+
+@pytest.mark.parametrize(
+    ("flow", "body", "problem"),
+    [
+        ("text-to-model", {}, "prompt"),
+        ("text-to-model", {"prompt": "ab"}, "prompt"),
+        ("text-to-model", {"prompt": "chair", "polygon_limit": 999}, "polygon_limit"),
+        ("text-to-model", {"prompt": "chair", "polygon_limit": 1_500_001}, "polygon_limit"),
+        ("text-to-model", {"prompt": "chair", "texture_size": 3000}, "texture_size"),
+        ("text-to-mesh", {"prompt": "chair", "texture_size": 1024}, "texture_size"),
+        ("text-to-model", {"prompt": "chair", "turbo": "yes"}, "turbo"),
+        ("text-to-model", {"prompt": "chair", "client_order_id": "has space"}, "client_order_id"),
+        ("image-to-model", {"image_file": "tasks/unknown.png"}, "image_file"),
+    ],
+)
+def test_creation_validates_like_the_service(gen: StandinServer, flow: str, body: dict, problem: str) -> None:
+    response = post(gen, f"/tasks/{flow}", body)
+    assert (response.status_code, service_error(response)["code"]) == (400, 1004)
+    assert problem in response.json()["message"]
+    assert not gen.created
+
+
+def test_creation_freezes_then_charges_on_success(gen: StandinServer) -> None:
+    data = data_of(
+        post(gen, "/tasks/text-to-model", {"prompt": "a chair", "texture_size": 2048, "client_order_id": "o1"})
+    )
+    assert data["status"] == "QUEUED" and data["cost_credits"] == 50 and data["queue"]["position"] == 2
+    assert data_of(get(gen, "/users/balance")) == {"balance": 50.0, "frozen": 50.0}
+    done = wait_status(gen, data["task_uuid"], "SUCCESS")
+    assert done["flow_name"] == "text-to-model" and done["progress"] == 100
+    assert data_of(get(gen, "/users/me"))["api_credits_balance"] == 50.0
+    assert download_of(gen, data["task_uuid"]).content[:4] == b"glTF"
+
+
+def download_of(srv: StandinServer, task: str) -> requests.Response:
+    """The direct download of a task."""
+    return get(srv, f"/tasks/download/{task}")
+
+
+def test_a_failed_generation_releases_its_credits(gen: StandinServer) -> None:
+    gen.script_next_generation(outcome="FAILED", error="Nothing recognisable")
+    data = data_of(post(gen, "/tasks/text-to-mesh", {"prompt": "a chair"}))
+    assert data["cost_credits"] == 20
+    failed = wait_status(gen, data["task_uuid"], "FAILED")
+    assert failed["error"]["message"] == "Nothing recognisable"
+    assert data_of(get(gen, "/users/balance")) == {"balance": 100.0, "frozen": 0.0}
+
+
+def test_a_repeated_order_id_answers_the_original(gen: StandinServer) -> None:
+    body = {"prompt": "a chair", "client_order_id": "same"}
+    first, again = data_of(post(gen, "/tasks/text-to-model", body)), data_of(post(gen, "/tasks/text-to-model", body))
+    assert first == again and len(gen.created) == 1
+    gen.gen.repeat_answer = "conflict"
+    response = post(gen, "/tasks/text-to-model", body)
+    assert response.status_code == 409 and response.json()["data"]["task_uuid"] == first["task_uuid"]
+
+
+def test_insufficient_credits_and_refused_content(gen: StandinServer) -> None:
+    response = post(gen, "/tasks/image-to-model", {"image_file": "https://example.com/x.png", "texture_size": 4096})
+    assert data_of(response)["cost_credits"] == 70
+    response = post(gen, "/tasks/image-to-model", {"image_file": "https://example.com/x.png"})
+    assert (response.status_code, service_error(response)["code"]) == (403, 2010)
+    response = post(gen, "/tasks/text-to-mesh", {"prompt": "a refuse-me thing"})
+    assert (response.status_code, service_error(response)["code"]) == (400, 2008)
+
+
+def test_quote(gen: StandinServer) -> None:
+    body = {"flow_name": "image-to-model", "params": {"texture_size": 2048, "turbo": True, "prompt": "x"}}
+    assert data_of(post(gen, "/tasks/pricing/quote", body)) == {
+        "flow_name": "image-to-model", "params": {"texture_size": 2048, "turbo": True}, "cost_credits": 50,
+        "available_credits": 100.0,
+    }  # fmt: skip
+    assert service_error(post(gen, "/tasks/pricing/quote", {"flow_name": "nope"}))["code"] == 1004
+
+
+def upload(srv: StandinServer, data: bytes, name: str = "a.png") -> requests.Response:
+    """POST /upload/image with `data` in the field `file`."""
+    return requests.post(srv.base_url + "/upload/image", files={"file": (name, data)}, headers=AUTH, timeout=5)
+
+
+def test_upload_checks_bytes_and_rate(gen: StandinServer) -> None:
+    key = data_of(upload(gen, PNG))["file_key"]
+    assert key.startswith("tasks/uid_standin/") and key.endswith(".png") and gen.gen.files[key] == PNG
+    assert data_of(post(gen, "/tasks/image-to-mesh", {"image_file": key}))["flow_name"] == "image-to-mesh"
+    response = upload(gen, b"GIF89a" + b"\x00" * 20)
+    assert (response.status_code, service_error(response)["code"]) == (400, 2004)
+    for _ in range(8):  # ten uploads in all (the refused one counted)
+        data_of(upload(gen, b"\xff\xd8\xff\xe0jpeg"))
+    response = upload(gen, PNG)
+    assert (response.status_code, service_error(response)["code"]) == (429, 2000)
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+
+
+def test_upload_larger_than_50_mb_is_refused_unread(gen: StandinServer) -> None:
+    parts = urlsplit(gen.base_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+        sock.sendall(
+            f"POST {parts.path}/upload/image HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+            f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {60_000_000}\r\n\r\n".encode()
+        )
+        answer = b""
+        while chunk := sock.recv(65536):  # the server answers without reading the body, then closes
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400") and b'"code": 2004' in answer
+
+
+def test_generation_failures_are_switchable(gen: StandinServer) -> None:
+    gen.fail("server_error", on="create", times=1)
+    response = post(gen, "/tasks/text-to-mesh", {"prompt": "a chair", "client_order_id": "x1"})
+    assert response.status_code == 500 and len(gen.created) == 1  # created, then answered 500
+    assert data_of(post(gen, "/tasks/text-to-mesh", {"prompt": "a chair", "client_order_id": "x1"}))
+    gen.fail("unavailable", on="quote", times=1, before=True)
+    assert post(gen, "/tasks/pricing/quote", {"flow_name": "text-to-mesh", "params": {}}).status_code == 503
+    gen.fail("reset", on="account", times=1)
+    with pytest.raises(requests.ConnectionError):
+        get(gen, "/users/me")
+    gen.fail("server_error", on="any")
+    assert get(gen, "/users/me").status_code == 200  # "any" does not cover the generation endpoints
+
+
+def watch_url(srv: StandinServer, task: str, key: str = KEY) -> str:
+    """The watch's ws:// URL."""
+    return srv.base_url.replace("http://", "ws://") + f"/tasks/watch/{task}?token={key}"
+
+
+def messages(url: str, limit: int = 50) -> list[tuple[str, dict]]:
+    """(event, data) of each message until the server closes the watch."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    out = []
+    with connect(url, open_timeout=5, close_timeout=1) as ws:
+        try:
+            while len(out) < limit:
+                event, data = ws.recv(timeout=5).split("\n", 1)
+                out.append((event.removeprefix("event: "), json.loads(data.removeprefix("data: "))["data"]))
+        except ConnectionClosed:
+            pass
+    return out
+
+
+def test_the_watch_pushes_a_whole_timeline(gen: StandinServer) -> None:
+    gen.script_next_generation(hold=True)
+    task = data_of(post(gen, "/tasks/text-to-model", {"prompt": "a chair"}))["task_uuid"]
+    received: list[tuple[str, dict]] = []
+    reader = threading.Thread(target=lambda: received.extend(messages(watch_url(gen, task))))
+    reader.start()
+    wait_status(gen, task, "RUNNING")
+    time.sleep(0.2)  # held in RUNNING at 95%
+    gen.release(task)
+    reader.join(5)
+    assert [e for e, _ in received][-2:] == ["update", "finalized"]
+    assert received[-1][1]["status"] == "SUCCESS"
+    statuses = [(d["status"], d["progress"]) for _, d in received]
+    assert ("RUNNING", 95) in statuses and statuses.index(("RUNNING", 95)) < statuses.index(("SUCCESS", 100))
+
+
+def test_the_watch_follows_set_status_and_refuses_a_bad_token(server: StandinServer) -> None:
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    server.record_watch = True
+    server.set_status(TASK, "RUNNING", 30)
+    threading.Timer(0.2, lambda: server.set_status(TASK, "FAILED", error={"message": "boom"})).start()
+    got = messages(watch_url(server, TASK))
+    assert [(e, d["status"]) for e, d in got] == [("update", "RUNNING"), ("update", "FAILED"), ("finalized", "FAILED")]
+    assert len(server.requests_for("/tasks/watch/")) == 1
+    with pytest.raises(InvalidStatus) as info:
+        connect(watch_url(server, TASK, key="wrong"), open_timeout=5)
+    assert info.value.response.status_code == 401
+    server.fail("refused", on="watch", times=1)
+    with pytest.raises(InvalidStatus) as info:
+        connect(watch_url(server, TASK), open_timeout=5)
+    assert info.value.response.status_code == 404

@@ -8,6 +8,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -130,7 +131,7 @@ def test_failed_or_cancelled_says_the_service_reason(
 # --- falling back to polling --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["refused", "drop", "silent", "unauthorized"])
+@pytest.mark.parametrize("mode", ["refused", "drop", "close_early", "silent", "unauthorized"])
 def test_fallback_to_polling_when_the_watch_fails(
     server: StandinServer, client: TriverseClient, running: str, mode: str
 ) -> None:
@@ -286,3 +287,131 @@ def test_watch_url() -> None:
         == "wss://api.triverse.ai/api/v1/tasks/watch/u-1?token=a%20b%2Fc%26d"
     )
     assert watch.watch_url("http://127.0.0.1:8000/api/v1", "u", "k").startswith("ws://127.0.0.1:8000/")
+
+
+# --- the same network settings: a proxy ---------------------------------------------------------------
+
+
+class Proxy:
+    """A loopback HTTP proxy: forwards plain requests, tunnels CONNECT (or refuses it), records request lines."""
+
+    def __init__(self, refuse_connect: bool = False) -> None:
+        self.refuse_connect = refuse_connect
+        self.lines: list[str] = []
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server.settimeout(0.1)
+        self._stop = threading.Event()
+        self._socks: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        """E.g. http://127.0.0.1:PORT."""
+        return f"http://127.0.0.1:{self._server.getsockname()[1]}"
+
+    def close(self) -> None:
+        """Stop accepting and cut every connection."""
+        self._stop.set()
+        self._thread.join()
+        for s in self._socks:
+            s.close()
+        self._server.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            self._socks.append(conn)
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            data += chunk
+        line = data.split(b"\r\n", 1)[0].decode()
+        self.lines.append(line)
+        method, target, _ = line.split(" ", 2)
+        if method == "CONNECT":
+            if self.refuse_connect:
+                conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                conn.close()
+                return
+            host, port = target.rsplit(":", 1)
+            upstream = socket.create_connection((host, int(port)))
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            data = data.split(b"\r\n\r\n", 1)[1]
+        else:
+            parts = urlsplit(target)
+            upstream = socket.create_connection((parts.hostname, parts.port))
+        self._socks.append(upstream)
+        if data:
+            upstream.sendall(data)
+        threading.Thread(target=self._pipe, args=(upstream, conn), daemon=True).start()
+        self._pipe(conn, upstream)
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while chunk := src.recv(65536):
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+@pytest.mark.parametrize("refuse_connect", [False, True])
+def test_the_watch_goes_through_the_proxy_of_the_preferences(
+    server: StandinServer,
+    make_settings: Callable[..., Settings],
+    running: str,
+    refuse_connect: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")  # the preference wins over the environment
+    proxy = Proxy(refuse_connect)
+    try:
+        with TriverseClient(make_settings(proxy=proxy.url)) as c:
+            later(0.4, lambda: server.set_status(running, "SUCCESS"))
+            status, paths, _ = run(c, running)
+    finally:
+        proxy.close()
+    api = urlsplit(server.base_url).netloc
+    assert status.status == "SUCCESS"
+    assert f"CONNECT {api} HTTP/1.1" in proxy.lines  # the watch asked the proxy for a tunnel
+    assert any(line.startswith(f"GET http://{api}/api/v1/tasks/{running}") for line in proxy.lines)
+    assert paths == (["poll"] if refuse_connect else ["socket"])
+    assert watches(server, running) == (0 if refuse_connect else 1)
+
+
+def test_cancel_while_the_handshake_hangs(
+    server: StandinServer, client: TriverseClient, running: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as mute:  # accepts connections (backlog), never answers
+        port = mute.getsockname()[1]
+        monkeypatch.setattr(watch, "watch_url", lambda base, uuid, key: f"ws://127.0.0.1:{port}/x?token={key}")
+        outcome: list[BaseException] = []
+
+        def wait() -> None:
+            try:
+                run(client, running, timeout=30)
+            except BaseException as exc:  # handed to the test thread
+                outcome.append(exc)
+
+        thread = threading.Thread(target=wait)
+        thread.start()
+        later(0.3, client.abort)
+        thread.join(2)  # well before the 3 s connect timeout of these settings
+        assert not thread.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], errors.Cancelled)
+    assert status_polls(server, running) == 0  # cancelled before the status was asked
