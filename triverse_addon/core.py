@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import errors, formats
+from . import errors, formats, thumbnail
 from .client import TaskStatus, TriverseClient
 from .config import Settings
 from .library import Library
@@ -274,6 +274,7 @@ class Job:
         self.speed = 0.0  # bytes per second, smoothed
         self.status: TaskStatus | None = None
         self.preview: Path | None = None
+        self.preview_pixels: thumbnail.Pixels | None = None  # decoded by the worker, for the panel
         self.phase = "starting"  # starting, waiting, downloading, done, failed, cancelled
         self.result: Asset | None = None
         self.error: BaseException | None = None
@@ -379,7 +380,7 @@ class Job:
             except queue.Empty:
                 break
             if kind == "preview":
-                self.preview = value  # type: ignore[assignment]
+                self.preview, self.preview_pixels = value  # type: ignore[misc]
             elif kind == "status":
                 self.status = value  # type: ignore[assignment]
                 if self._progress is None:  # a task that has succeeded is not waited for: the download starts
@@ -450,10 +451,15 @@ class Job:
             # A private folder (mkdtemp: mode 0700), removed when the job's worker ends.
             self._preview_dir = Path(tempfile.mkdtemp(prefix="triverse-preview-"))
             path = fetch_preview(self.client, self.task_uuid, self._preview_dir)
+            if path is None:
+                return
+            try:  # here, not on the main thread: Blender would decode it while drawing
+                pixels: thumbnail.Pixels | None = thumbnail.decode_png(path.read_bytes())
+            except ValueError:
+                pixels = None  # not a PNG this can read: the panel shows no picture
         except (errors.TriverseError, OSError):
             return  # only a picture (cancelled, or no room for it)
-        if path is not None:
-            self._events.put(("preview", path))
+        self._events.put(("preview", (path, pixels)))
 
     def _run(self) -> None:
         try:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import array
 import time
 
 import bpy
@@ -67,29 +66,16 @@ def _preview_icon(job: core.Job) -> int:
 
 
 def load_preview(job: core.Job) -> None:
-    """Decode the job's preview into the panel's collection, once (called from the modal tick).
-
-    Its pixels are copied into a preview of our own: `previews.load(..., 'IMAGE')` would decode it
-    later, while drawing, and write a thumbnail of it into the user's ~/.cache/thumbnails.
-    """
+    """Put the job's preview pixels (decoded by its worker) into the panel's collection, once, from the
+    modal tick: no file read and no decoding on the main thread, none in draw()."""
     pcoll = _previews.get("collection")
-    if pcoll is None or job.preview is None or job.key in pcoll:  # type: ignore[operator]
+    pixels = job.preview_pixels
+    if pcoll is None or pixels is None or job.key in pcoll:  # type: ignore[operator]
         return
     preview = pcoll.new(job.key)  # type: ignore[attr-defined]
-    try:
-        image = bpy.data.images.load(str(job.preview), check_existing=False)
-    except RuntimeError:  # not an image Blender reads: the panel shows no picture
-        return
-    try:
-        width, height = image.size
-        if width and height:
-            pixels = array.array("f", bytes(16 * width * height))  # RGBA floats
-            image.pixels.foreach_get(pixels)
-            preview.image_size = preview.icon_size = (width, height)
-            preview.image_pixels_float.foreach_set(pixels)
-            preview.icon_pixels_float.foreach_set(pixels)
-    finally:
-        bpy.data.images.remove(image)  # a datablock only for the decoding: never saved
+    preview.image_size = preview.icon_size = (pixels.width, pixels.height)
+    preview.image_pixels_float.foreach_set(pixels.rgba)
+    preview.icon_pixels_float.foreach_set(pixels.rgba)
 
 
 def forget_preview(job: core.Job) -> None:

@@ -3,11 +3,9 @@ selection, the library's cap and clear, and disabling the add-on in the middle o
 
 from __future__ import annotations
 
-import struct
 import sys
 import time
 import uuid
-import zlib
 from pathlib import Path
 
 import addon_utils
@@ -136,17 +134,6 @@ def test_disabling_the_addon_mid_download_cancels_it_quickly_and_leaves_no_parti
     assert not list(incoming.glob("*.part")), "partial file left after disabling"
 
 
-def _png(size: int = 8) -> bytes:
-    """A small RGB PNG (a gradient)."""
-    rows = b"".join(b"\x00" + b"".join(bytes((x * 30, y * 30, 128)) for x in range(size)) for y in range(size))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
-
-
 def _poll_until(job, predicate, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -171,10 +158,25 @@ def test_a_finished_task_whose_download_has_not_begun_says_starting(standin, sam
         job.finish()
 
 
-def test_the_preview_is_decoded_once_outside_draw_and_released(standin, sample_glb):
+def _blender_png(tmp_path: Path) -> tuple[bytes, list[float]]:
+    """A PNG written by Blender itself (its encoder picks the row filters), and Blender's own pixels of it."""
+    image = bpy.data.images.new("grid", 24, 16)
+    image.generated_type = "COLOR_GRID"
+    image.filepath_raw = str(tmp_path / "grid.png")
+    image.file_format = "PNG"
+    image.save()
+    bpy.data.images.remove(image)
+    image = bpy.data.images.load(str(tmp_path / "grid.png"))
+    pixels = list(image.pixels)
+    bpy.data.images.remove(image)
+    return (tmp_path / "grid.png").read_bytes(), pixels
+
+
+def test_the_preview_is_decoded_by_the_worker_and_released(standin, sample_glb, tmp_path):
     core, ui, preferences = _mod("core"), _mod("ui"), _mod("preferences")
     task = str(uuid.uuid4())
-    standin.add(task, sample_glb, preview=_png(8))
+    png, blenders_pixels = _blender_png(tmp_path)
+    standin.add(task, sample_glb, preview=png)
     standin.fail("stall", task, after_bytes=1000, seconds=30)
     images_before = len(bpy.data.images)
     job = core.Job.start(preferences.get_settings(), task)
@@ -183,10 +185,11 @@ def test_the_preview_is_decoded_once_outside_draw_and_released(standin, sample_g
         pcoll = ui._previews["collection"]
         assert ui._preview_icon(job) == 0 and job.key not in pcoll  # draw() only looks: nothing loaded there
         ui.load_preview(job)  # what the modal does on its tick
-        assert tuple(pcoll[job.key].image_size) == (8, 8)
-        assert len(bpy.data.images) == images_before  # the image used for decoding is gone
+        assert tuple(pcoll[job.key].image_size) == (24, 16)
+        assert len(bpy.data.images) == images_before  # Blender decoded nothing: no image datablock
         pixels = list(pcoll[job.key].image_pixels_float)
-        assert len(pixels) == 8 * 8 * 4 and max(pixels) > 0.3  # the picture, not a blank
+        assert len(pixels) == len(blenders_pixels) == 24 * 16 * 4
+        assert max(abs(a - b) for a, b in zip(pixels, blenders_pixels, strict=True)) < 1 / 255 + 1e-6
     finally:
         job.cancel()
         job.join(5)

@@ -184,6 +184,68 @@ def invoke_import(text: str) -> set[str]:
     return set(bpy.ops.triverse.import_task("INVOKE_DEFAULT", task_uuid=text))
 
 
+# The panel's controls, found where Blender 3.4 lays them out: centres in UI units (20 px at scale 1)
+# below the sidebar's top edge, measured on a screenshot of the idle panel (key set, online access on).
+# A click that misses shows: the field, the box or the job do not change, and the scenario fails.
+PANEL_ROWS = {"field": 2.3, "import": 3.55, "wait": 5.05}
+
+
+def panel_point(name: str) -> tuple[int, int]:
+    """Window coordinates of one of the panel's controls."""
+    _, _, _, sidebar = view3d()
+    unit = 20 * bpy.context.preferences.system.ui_scale
+    return sidebar.x + int(3 * unit), sidebar.y + sidebar.height - int(PANEL_ROWS[name] * unit)
+
+
+def hover(name: str) -> None:
+    """Move the pointer over a control (its highlight redraws the sidebar once)."""
+    win = view3d()[0]
+    x, y = STATE["pointer"] = panel_point(name)
+    win.event_simulate(type="MOUSEMOVE", value="NOTHING", x=x, y=y)
+
+
+def click(name: str) -> Step:
+    """A left click on a control, as a user's: the pointer moves there (Blender highlights the control on
+    its next pass; right after a text edit a move in the same pass is lost), then press and release."""
+    hover(name)
+    yield 0.15
+    press(name)
+
+
+def press(name: str) -> None:
+    """Press and release the left button over a control the pointer is already on."""
+    win = view3d()[0]
+    x, y = STATE["pointer"] = panel_point(name)
+    win.event_simulate(type="MOUSEMOVE", value="NOTHING", x=x, y=y)
+    win.event_simulate(type="LEFTMOUSE", value="PRESS", x=x, y=y)
+    win.event_simulate(type="LEFTMOUSE", value="RELEASE", x=x, y=y)
+
+
+def key(kind: str, ctrl: bool = False) -> None:
+    """A key press and release with the pointer where it is."""
+    win = view3d()[0]
+    x, y = STATE.get("pointer", (0, 0))
+    if ctrl:
+        win.event_simulate(type="LEFT_CTRL", value="PRESS", x=x, y=y, ctrl=True)
+    win.event_simulate(type=kind, value="PRESS", x=x, y=y, ctrl=ctrl)
+    win.event_simulate(type=kind, value="RELEASE", x=x, y=y, ctrl=ctrl)
+    if ctrl:
+        win.event_simulate(type="LEFT_CTRL", value="RELEASE", x=x, y=y)
+
+
+def paste_into_field(text: str) -> Step:
+    """Copy `text`, click the sidebar's UUID field, select all, paste, press Enter: as a user pastes."""
+    state = bpy.context.window_manager.triverse
+    bpy.context.window_manager.clipboard = text
+    yield from click("field")
+    yield 0.15
+    key("A", ctrl=True)
+    key("V", ctrl=True)
+    key("RET")
+    yield from wait_for(lambda: state.task_uuid == text, 3.0, f"the sidebar's field to hold the pasted {text!r}")
+    yield 0.3  # (the change redraws the whole window once)
+
+
 def screenshot(name: str) -> dict[str, Any]:
     """Save the whole window; returns the file's facts (taken outside every measured window)."""
     path = ARGS.out / name
@@ -217,22 +279,22 @@ def sidebar_pixels(path: Path) -> dict[str, Any]:
             "sidebar_std": round(float(crop.std()), 4),
             "sidebar_bright_fraction": round(float((crop.mean(axis=2) > 0.6).mean()), 4),
         }
-    except Exception as exc:  # only a statistic: never fail a scenario over it
+    except Exception as exc:  # recorded: the tests fail on a screenshot they cannot analyse
         return {"pixel_stats_error": repr(exc)}
 
 
-def sidebar_difference(a: str, b: str) -> float | None:
-    """Fraction of sidebar pixels that differ between two screenshots."""
+def sidebar_difference(a: str, b: str) -> float | str:
+    """Fraction of sidebar pixels that differ between two screenshots (or why it could not be told)."""
     try:
         import numpy as np
 
         x = np.load(str(WORK / f"{Path(a).stem}.sidebar.npy"))
         y = np.load(str(WORK / f"{Path(b).stem}.sidebar.npy"))
         if x.shape != y.shape:
-            return 1.0
+            return f"the sidebars differ in size: {x.shape} and {y.shape}"
         return round(float((np.abs(x - y).max(axis=2) > 0.02).mean()), 4)
-    except Exception:
-        return None
+    except Exception as exc:
+        return f"no pixel analysis: {exc!r}"
 
 
 # -- the model and its preview -------------------------------------------------------------------
@@ -394,14 +456,17 @@ class Probe:
         self.generation = 0
         self.profiler = profiler
         self.draws: dict[str, int] = {}
+        self.drawn_at: list[tuple[float, str]] = []  # (when, region): the viewport or the sidebar
         self._handles: list[tuple[Any, str]] = []
 
     def _drawn(self, region: str) -> None:
         self.draws[region] = self.draws.get(region, 0) + 1
+        self.drawn_at.append((time.perf_counter(), region))
 
     def start(self) -> None:
         """Start (called from a timer: this moment counts as the first tick)."""
         self.ticks, self.running, self.draws = [time.perf_counter()], True, {r: 0 for r in self.REGIONS}
+        self.drawn_at = []
         self._handles = [
             (bpy.types.SpaceView3D.draw_handler_add(self._drawn, (r,), r, "POST_PIXEL"), r) for r in self.REGIONS
         ]
@@ -447,7 +512,25 @@ class Probe:
         }
         if self.profiler:
             out.update(self.profiler.summary())
+            out.update(self.regions_per_pass())
         return out
+
+    def regions_per_pass(self) -> dict[str, Any]:
+        """How many regions Blender redrew between two consecutive probe ticks (one event-loop pass, or
+        more when a pass took longer than a tick): the viewport, the sidebar, the status bar."""
+        drawn = list(self.drawn_at)
+        if self.profiler:
+            drawn += [(t, "STATUSBAR") for t, _, name in self.profiler.events if name == "ui.draw_statusbar"]
+        per_gap: list[list[str]] = []
+        for a, b in zip(self.ticks, self.ticks[1:], strict=False):
+            per_gap.append(sorted(region for t, region in drawn if a < t <= b))
+        worst = max(per_gap, key=len, default=[])
+        return {
+            "max_regions_per_pass": len(worst),
+            "regions_in_worst_pass": worst,
+            "passes_with_two_or_more_regions": sum(len(g) >= 2 for g in per_gap),
+            "region_redraws": len(drawn),
+        }
 
 
 def micro_benchmark() -> dict[str, Any]:
@@ -525,7 +608,7 @@ def setup() -> None:
     server.start()
     STATE["server"] = server
     preview = preview_png()
-    tasks = {name: str(uuidlib.uuid4()) for name in ("slow", "esc", "button", "two_a", "two_b", "quit")}
+    tasks = {name: str(uuidlib.uuid4()) for name in ("slow", "wait", "esc", "button", "two_a", "two_b", "quit")}
     for task in tasks.values():
         server.add(task, model.resolve(), preview=preview)
     STATE["tasks"] = tasks
@@ -662,11 +745,18 @@ def settle(max_seconds: float = 20.0) -> Step:
 
 
 def scenario_idle() -> Step:
+    """1: the idle panel; a task page's address pasted into its field (the add-on takes the UUID out)."""
     tasks = STATE["tasks"]
-    bpy.context.window_manager.triverse.task_uuid = f"  {tasks['slow'].upper()}  "  # as pasted, with spaces
+    pasted = f"https://app.triverse.ai/tasks/{tasks['slow'].upper()}?tab=model"
+    yield from paste_into_field(pasted)
     redraw_all()
     yield 1.0
-    RESULT["idle"] = {"screenshot": screenshot("panel_idle.png"), "active_jobs": len(addon_module("core").Job.active())}
+    RESULT["idle"] = {
+        "screenshot": screenshot("panel_idle.png"),
+        "active_jobs": len(addon_module("core").Job.active()),
+        "field": bpy.context.window_manager.triverse.task_uuid,
+        "pasted": pasted,
+    }
 
 
 def scenario_slow() -> Step:
@@ -720,14 +810,15 @@ def scenario_slow() -> Step:
     # The start: Import pressed, connection, the preview image (loading it into the panel redraws the
     # whole window once), the first bytes. Measured too, apart from the steady download after it.
     objects_before = len(bpy.data.objects)
+    downloads_before = len(server.requests_for(f"/tasks/download/{task}"))
+    hover("import")  # outside the measured window: moving onto the button redraws the sidebar and status bar
+    yield 0.5
     probe.start()
     started = time.perf_counter()
-    ret = invoke_import(bpy.context.window_manager.triverse.task_uuid)
-    stall["invoke_returned"] = sorted(ret)
-    stall["invoke_ms"] = ms(time.perf_counter() - started)
-    job = core.Job.get(task)
-    if job is None:
-        raise RuntimeError(f"no job for {task} after invoke returned {ret}")
+    press("import")  # the panel's own button, with the pasted address in the field
+    job = yield from wait_for(lambda: core.Job.get(task), 3.0, "a job for the task after clicking Import")
+    stall["started_by_click"] = True
+    stall["click_to_job_ms"] = ms(time.perf_counter() - started)
     yield from wait_for(
         lambda: job.phase == "downloading" and part_bytes() > 0 and job.preview is not None,
         10.0,
@@ -739,6 +830,7 @@ def scenario_slow() -> Step:
     stall["start_phase"] = start_phase
     stall["start_phase_max_gap_ms"] = start_phase["max_gap_ms"]
     stall["start_phase_addon_max_ms"] = start_phase["addon_max_ms"]
+    stall["preview_loaded"] = job.key in ui._previews.get("collection", {}) if hasattr(job, "key") else None
 
     probe.start()
     yield MEASURE_SECONDS
@@ -817,11 +909,81 @@ def scenario_slow() -> Step:
         }
     )
     log(f"imported: {done['tagged_objects']} into {done['collection']}")
-    bpy.context.window_manager.triverse.task_uuid = task
+    yield from redo_never_downloads(task, downloads_before)
     redraw_all()
     yield 0.8
     done["screenshot"] = screenshot("panel_imported.png")
     done["sidebar_changed_from_idle"] = sidebar_difference("panel_idle.png", "panel_imported.png")
+
+
+def redo_never_downloads(task: str, downloads_before: int) -> Step:
+    """3b: Repeat Last (and Adjust Last Operation, when Blender offers it here) run the import's execute()
+    again while Blender waits: from the library, never the network; with the library off, a refusal."""
+    server: StandinServer = STATE["server"]
+    prefs = bpy.context.preferences.addons[ADDON].preferences
+    out: dict[str, Any] = {"downloads_before_redo": len(server.requests_for(f"/tasks/download/{task}"))}
+    RESULT["redo"] = out
+    out["download_requests_for_import"] = out["downloads_before_redo"] - downloads_before
+
+    def run(name: str, call: Callable[[], set[str]]) -> dict[str, Any]:
+        before = len(tagged(task))
+        try:
+            returned: Any = sorted(call())
+            raised = None
+        except RuntimeError as exc:  # an ERROR report from an operator called by Python raises
+            returned, raised = None, str(exc).strip()
+        return {"returned": returned, "raised": raised, "objects_added": len(tagged(task)) - before}
+
+    out["repeat_last"] = run("repeat_last", bpy.ops.screen.repeat_last)
+    yield 0.3
+    prefs.use_library = False
+    try:
+        out["repeat_last_library_off"] = run("repeat_last", bpy.ops.screen.repeat_last)
+        yield 0.5
+        # Blender shows the refusal in a popup under the pointer (not readable from Python in 3.4):
+        # a screenshot for a human, then the pointer moves away and Esc closes it.
+        out["refusal_screenshot"] = screenshot("redo_refused.png")
+    finally:
+        prefs.use_library = True
+    win, _, main, _ = view3d()
+    x, y = main.x + main.width // 3, main.y + main.height // 2
+    win.event_simulate(type="MOUSEMOVE", value="NOTHING", x=x, y=y)
+    win.event_simulate(type="ESC", value="PRESS", x=x, y=y)
+    win.event_simulate(type="ESC", value="RELEASE", x=x, y=y)
+    yield 0.3
+    out["downloads_during_redo"] = len(server.requests_for(f"/tasks/download/{task}")) - out["downloads_before_redo"]
+    log(f"redo: {out}")
+
+
+def scenario_wait() -> Step:
+    """7: a running task: paste it, tick Wait for the Task by clicking it, click Import; it imports when done."""
+    core, ui = addon_module("core"), addon_module("ui")
+    server: StandinServer = STATE["server"]
+    task = STATE["tasks"]["wait"]
+    server.set_status(task, "RUNNING", progress=40)
+    state = bpy.context.window_manager.triverse
+    out: dict[str, Any] = {"wait_before": state.wait}
+    RESULT["wait"] = out
+    yield from paste_into_field(task)
+    yield from click("wait")
+    yield from wait_for(lambda: state.wait, 3.0, "the Wait for the Task box to be ticked by a click")
+    out["wait_after_click"] = state.wait
+    yield 0.3
+    yield from click("import")
+    job = yield from wait_for(lambda: core.Job.get(task), 3.0, "a job after clicking Import with Wait ticked")
+    yield from wait_for(lambda: job.phase == "waiting", 5.0, "the job to wait for the running task")
+    yield 0.8  # one redraw turn of the sidebar
+    out["job_wait_seconds"] = job.wait
+    out["text_while_waiting"] = ui._progress_text(job)[1]
+    out["screenshot"] = screenshot("panel_waiting.png")
+    server.set_status(task, "SUCCESS")
+    yield from wait_for(lambda: core.Job.get(task) is None, 30.0, "the waited-for task to import")
+    out["job_phase"] = job.phase
+    out["job_error"] = repr(job.error) if job.error else None
+    out["tagged"] = sorted(ob.name for ob in tagged(task))
+    yield from click("wait")  # untick it again, for the scenarios after this one
+    yield from wait_for(lambda: not state.wait, 3.0, "the Wait box to be unticked")
+    log(f"wait: {out['text_while_waiting']!r}, then {out['tagged']}")
 
 
 def cancel_scenario(key: str, how: str) -> Step:
@@ -936,6 +1098,7 @@ def scenario_steps() -> Step:
     yield from settle()
     yield from scenario_slow()
     if ARGS.scenario == "all":
+        yield from scenario_wait()
         yield from cancel_scenario("esc", "esc")
         yield from cancel_scenario("button", "button")
         yield from scenario_two_tasks()

@@ -34,7 +34,7 @@ SCREEN = "1600x900x24"
 RUN_TIMEOUT = 180.0  # seconds for the whole driver run before it is killed
 QUIT_LIMIT = 10.0  # seconds from the quit request to Blender's exit
 CANCEL_LIMIT_MS = 1000.0
-ADDON_STALL_LIMIT_MS = 50.0  # the add-on's own main-thread time per event-loop tick while downloading
+REDRAWS_PER_SECOND = 4  # the add-on's redraw budget (operators.REDRAW_STEP), counted, never timed
 UI_PACKAGES = "blender xvfb xauth python3-requests python3-numpy"
 
 
@@ -186,13 +186,21 @@ def png_facts(path: Path) -> dict[str, Any]:
     return {"width": width, "height": height, "bytes": len(data), "distinct_bytes": len(set(sample))}
 
 
-def check_screenshot(run: Run, name: str) -> None:
+def check_screenshot(run: Run, name: str, info: dict[str, Any]) -> None:
+    """The screenshot exists, is not blank, and the driver could analyse its sidebar's pixels."""
     path = run.out / name
     assert path.is_file(), f"{name} was not written.\n{run.diagnosis()}"
     facts = png_facts(path)
     assert facts["width"] >= 1000 and facts["height"] >= 600, facts
     assert facts["bytes"] > 50_000 and facts["distinct_bytes"] > 100, f"{name} looks blank: {facts}"
+    assert "pixel_stats_error" not in info and info.get("sidebar_std", 0) > 0.01, f"{name}: {info}"
     assert (SCREENSHOTS / name).is_file()
+
+
+def check_changed_from_idle(changed: object) -> None:
+    """The sidebar's pixels differ from the idle panel's: a number, never a failed analysis."""
+    assert isinstance(changed, float), f"the sidebars could not be compared: {changed}"
+    assert changed > 0.005, f"the sidebar looks the same as when idle ({changed})"
 
 
 # -- the tests -------------------------------------------------------------------------------------
@@ -225,40 +233,43 @@ def test_idle_panel(run: Run) -> None:
     sidebar = run.section("sidebar")
     assert sidebar["probe_drawn_on_next_tab"] is False, "cannot tell which tab is active"
     assert sidebar["rect"][2] > 100, sidebar
-    idle = run.section("idle")
+    idle = run.section("idle", "field")
     assert idle["active_jobs"] == 0
-    check_screenshot(run, "panel_idle.png")
+    assert idle["field"] == idle["pasted"], "pasting into the sidebar's field did not reach its property"
+    check_screenshot(run, "panel_idle.png", idle["screenshot"])
 
 
 def test_download_shows_progress(run: Run) -> None:
     """2: while a slow download runs, the panel shows its progress (screenshot taken mid-download)."""
-    stall = run.section("stall", "screenshot_while_downloading", "panel_draws_in_window")
-    assert stall["invoke_returned"] == ["RUNNING_MODAL"], stall
+    stall = run.section("stall", "screenshot_while_downloading", "panel_draws_in_window", "started_by_click")
+    assert stall["started_by_click"] is True, stall  # the Import button, the pasted address in the field
     assert stall["screenshot_while_downloading"] is True, stall
     assert re.search(r"\d B|KB|MB", stall["progress_text"]) and "%" in stall["progress_text"], stall
     assert 0.0 < stall["progress_fraction"] < 1.0, stall
     assert stall["panel_draws_in_window"] >= 5, "the panel did not follow the download"
-    changed = stall.get("sidebar_changed_from_idle")
-    assert changed is None or changed > 0.005, f"the sidebar looks the same as when idle ({changed})"
-    check_screenshot(run, "panel_downloading.png")
+    check_changed_from_idle(stall.get("sidebar_changed_from_idle"))
+    check_screenshot(run, "panel_downloading.png", stall["screenshot"])
 
 
-def test_addon_main_thread_cost_while_downloading(run: Run) -> None:
-    """2: the add-on's own code (modal, panel and status bar drawing) stays far below a frame per tick.
-
-    The raw tick gaps (which include Blender's drawing under software OpenGL) are recorded in
-    result.json, not asserted on.
-    """
-    stall = run.section("stall", "measured_while_downloading", "addon_max_ms", "start_phase_addon_max_ms")
+def test_one_region_redraw_per_pass_while_downloading(run: Run) -> None:
+    """2: the add-on redraws one region at a time (the sidebar or the status bar, in turn), at most
+    REDRAWS_PER_SECOND: counted from Blender's own draw calls, never timed. The measured gaps and the
+    add-on's own time are in result.json for the benchmark (no timing assertion here)."""
+    stall = run.section("stall", "measured_while_downloading", "during", "start_phase")
     assert stall["measured_while_downloading"] is True, stall
     during = stall["during"]
     assert during["ticks"] >= 10, f"the probe hardly ran: {during['ticks']} ticks"
     assert "operators.modal" in during["addon_calls"], "the add-on's modal did not run while downloading"
-    keys = ("addon_max_ms", "start_phase_addon_max_ms", "max_gap_ms", "p95_gap_ms", "baseline_max_gap_ms")
-    numbers = {k: stall.get(k) for k in keys}
-    assert stall["addon_max_ms"] < ADDON_STALL_LIMIT_MS, numbers
-    # Also while the download starts: Import pressed, the worker started, the preview loaded into the panel.
-    assert stall["start_phase_addon_max_ms"] < ADDON_STALL_LIMIT_MS, numbers
+    for phase in ("start_phase", "during"):
+        counted = stall[phase]
+        assert counted["region_redraws"] >= 2, f"{phase}: nothing was redrawn: {counted['region_redraws']}"
+        assert counted["max_regions_per_pass"] <= 1, (
+            f"{phase}: {counted['passes_with_two_or_more_regions']} event-loop passes redrew several regions, "
+            f"e.g. {counted['regions_in_worst_pass']}"
+        )
+    allowed = REDRAWS_PER_SECOND * during["window_ms"] / 1000 + 1
+    assert during["region_redraws"] <= allowed, f"{during['region_redraws']} redraws in {during['window_ms']} ms"
+    assert during["viewport_redraws"] == 0, "the download redrew the 3D viewport"
 
 
 def test_status_bar_follows_progress(run: Run) -> None:
@@ -285,9 +296,29 @@ def test_import_completes(run: Run) -> None:
     assert done["active_is_root"] is True and done["active_object"] == "Suzanne"
     assert done["library_entry"] is True and done["part_files"] == []
     assert done["recent"][0][:2] == [task, "glb"], done["recent"]
-    changed = done.get("sidebar_changed_from_idle")
-    assert changed is None or changed > 0.005, f"the sidebar looks the same as when idle ({changed})"
-    check_screenshot(run, "panel_imported.png")
+    check_changed_from_idle(done.get("sidebar_changed_from_idle"))
+    check_screenshot(run, "panel_imported.png", done["screenshot"])
+
+
+def test_redo_never_downloads(run: Run) -> None:
+    """3b: Repeat Last re-runs the import from the library; with the library off it refuses: no request."""
+    redo = run.section("redo", "repeat_last", "repeat_last_library_off", "downloads_during_redo")
+    assert redo["download_requests_for_import"] == 1, redo
+    assert redo["repeat_last"]["objects_added"] == 2 and redo["repeat_last"]["raised"] is None, redo
+    off = redo["repeat_last_library_off"]
+    assert off["objects_added"] == 0, redo  # refused (its sentence is in a popup: see redo_refused.png)
+    assert redo["downloads_during_redo"] == 0, redo
+
+
+def test_wait_for_the_task_ticked_by_clicking(run: Run) -> None:
+    """7: the Wait box ticked with a click reaches the operator; the panel shows the task's status, then it imports."""
+    wait = run.section("wait", "wait_after_click", "tagged")
+    assert wait["wait_before"] is False and wait["wait_after_click"] is True, wait
+    assert wait["job_wait_seconds"] > 0, "the panel's Import button did not pass Wait on"
+    assert "RUNNING" in wait["text_while_waiting"] and "40%" in wait["text_while_waiting"], wait
+    assert wait["job_phase"] == "done" and wait["job_error"] is None, wait
+    assert [name.split(".")[0] for name in wait["tagged"]] == ["Pedestal", "Suzanne"], wait  # (Suzanne.002...)
+    check_screenshot(run, "panel_waiting.png", wait["screenshot"])
 
 
 @pytest.mark.parametrize("how", ["esc", "button"])
