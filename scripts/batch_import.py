@@ -4,8 +4,10 @@
     python scripts/batch_import.py [options] UUID [UUID ...]     (any Python with the bpy module)
 
 The API key comes from TRIVERSE_API_KEY (or the installed add-on's preferences), the service URL
-from TRIVERSE_API_URL. Prints one line per task; exits 0 when every task was imported, 1 when some
-failed (the others are still imported and saved), 2 on bad usage.
+from TRIVERSE_API_URL. Prints one line per task. Exit status, under `blender -b` as under Python:
+0 every task was imported and saved; 1 some task failed (the others are still imported and saved),
+the .blend could not be saved, the batch was interrupted (Ctrl-C: what was imported is saved) or
+stopped on an unexpected error (its reason and traceback on stderr); 2 bad usage.
 """
 
 from __future__ import annotations
@@ -14,16 +16,23 @@ import argparse
 import importlib
 import json
 import os
+import shutil
+import signal
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 HERE = Path(__file__).resolve().parent
 CHECKOUT_PACKAGE = HERE.parent / "triverse_addon"
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class BatchError(Exception):
+    """A reason the batch cannot go on or cannot save, in one sentence for the user (exit 1)."""
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -72,8 +81,20 @@ def script_argv() -> list[str]:
     return [] if getattr(sys, "frozen", False) else sys.argv[1:]
 
 
-def load_addon() -> ModuleType:
-    """The add-on's package: from this checkout when the script sits in one, else the installed extension."""
+def check_output(output: Path) -> None:
+    """Refuse before any download an output that could not be saved (its folder is made at save time)."""
+    if output.is_dir():
+        raise BatchError(f"Cannot save to {output}: it is a folder; give the path of a .blend file with -o.")
+    existing = next(p for p in output.parents if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise BatchError(f"Cannot save to {output}: {existing} is not a folder this user can write to.")
+
+
+def load_addon(staging: list[Path]) -> ModuleType:
+    """The add-on's package: from this checkout when the script sits in one, else the installed extension.
+
+    A checkout is staged into a temporary folder, appended to `staging` for the caller to remove.
+    """
     import addon_utils
     import bpy
 
@@ -82,15 +103,14 @@ def load_addon() -> ModuleType:
         import build  # the same staging the zip build and the tests use
 
         user_dir = Path(tempfile.mkdtemp(prefix="triverse-batch-"))
+        staging.append(user_dir)
+        build.stage(user_dir, link=True)
         if bpy.app.version >= (4, 2, 0):
-            build.stage(user_dir, link=True)
-            prefs = bpy.context.preferences
-            repo = prefs.extensions.repos.new(
+            repo = bpy.context.preferences.extensions.repos.new(
                 name="Triverse checkout", module="triverse_checkout", custom_directory=str(user_dir), source="USER"
             )
             module = f"bl_ext.{repo.module}.triverse"
         else:  # Blender before extensions: a legacy add-on on sys.path
-            build.stage(user_dir, link=True)
             sys.path.insert(0, str(user_dir))
             module = "triverse"
         # Listed in the preferences (in memory: background sessions do not save them) so that its
@@ -105,34 +125,58 @@ def load_addon() -> ModuleType:
                     names = [mod.__name__]
                     break
         if not names:
-            sys.exit("The Triverse extension is not installed in this Blender, and this script is not in a checkout.")
+            raise BatchError(
+                "The Triverse extension is not installed in this Blender, and this script is not in a checkout."
+            )
         module = names[0]
     if module not in bpy.context.preferences.addons:
-        sys.exit(f"Could not enable the Triverse add-on ({module}); see the messages above.")
+        raise BatchError(f"Could not enable the Triverse add-on ({module}); see the messages above.")
     return importlib.import_module(module)
 
 
-def main() -> int:
-    """Run the batch; return the exit code."""
-    args = parse_args(script_argv())
+def restore_numpy_bool() -> None:
+    """Debian's Blender 3.4 glTF importer uses `numpy.bool`, which Debian's numpy 1.24 removed: put it back.
+
+    Only Debian-style packaging pairs a Blender older than 3.6 with such a numpy (Blender's own builds
+    bundle a numpy that still has it), and only the alias is restored: harmless wherever it exists.
+    """
+    import numpy
+
+    if "bool" not in vars(numpy):  # not hasattr: numpy 1.24 warns on every look-up of the old alias
+        numpy.bool = bool  # type: ignore[attr-defined]
+
+
+def save(output: Path) -> None:
+    """Save the scene as `output`, or raise BatchError with Blender's reason."""
+    import bpy
+
     try:
-        import bpy
-    except ImportError:
-        print(
-            "This script needs Blender: run it with `blender -b --python` or a Python that has the bpy module.",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+        if not output.parent.exists():  # whatever else is there, Blender's own error says why it cannot save
+            output.parent.mkdir(parents=True)
+        result = bpy.ops.wm.save_as_mainfile(filepath=str(output), check_existing=False)
+    except (OSError, RuntimeError) as exc:  # Blender reports a failed save as a RuntimeError
+        reason = str(exc).strip().splitlines()[0].removeprefix("Error: ") if str(exc).strip() else type(exc).__name__
+        raise BatchError(f"Could not save {output}: {reason}") from None
+    if "FINISHED" not in result or not output.is_file():
+        raise BatchError(f"Could not save {output}: Blender did not write it (see the messages above).")
+
+
+def run(args: argparse.Namespace, staging: list[Path]) -> int:
+    """Import, save and report; return the exit code."""
+    import bpy
 
     opened = bpy.data.filepath
     if not opened:
         bpy.ops.wm.read_homefile(use_empty=True)  # no default cube, camera and light in the result
     output = (args.output or (Path(opened) if opened else Path("triverse-import.blend"))).resolve()
-    addon = load_addon()
+    check_output(output)
+    addon = load_addon(staging)
     batch = importlib.import_module(addon.__name__ + ".batch")
     errors = importlib.import_module(addon.__name__ + ".errors")
-
-    if not bpy.app.online_access:
+    preferences = importlib.import_module(addon.__name__ + ".preferences")
+    if bpy.app.version < (3, 6, 0):
+        restore_numpy_bool()
+    if not preferences.online_access():
         # Running a download script is the user's explicit request to go online (not saved to prefs).
         bpy.context.preferences.system.use_online_access = True
 
@@ -159,37 +203,82 @@ def main() -> int:
 
     imported = [r for r in results if r.status == "imported"]
     failed = total - len(imported)
+    code = EXIT_OK if failed == 0 and not interrupted else EXIT_FAILED
+    saved = False
     if imported:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        bpy.ops.wm.save_as_mainfile(filepath=str(output), check_existing=False)
-        print(f"saved {output}", flush=True)
+        try:
+            save(output)
+            saved = True
+            print(f"saved {output}", flush=True)
+        except BatchError as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            code = EXIT_FAILED
     else:
         print("nothing was imported: no file saved", flush=True)
     if args.report:
-        args.report.write_text(
-            json.dumps(
-                {
-                    "seconds": round(time.perf_counter() - started, 3),
-                    "jobs": args.jobs,
-                    "output": str(output) if imported else None,
-                    "interrupted": interrupted,
-                    "tasks": [r.as_dict() for r in results],
-                },
-                indent=2,
-            )
-        )
+        report = {
+            "seconds": round(time.perf_counter() - started, 3),
+            "jobs": args.jobs,
+            "output": str(output) if saved else None,
+            "interrupted": interrupted,
+            "tasks": [r.as_dict() for r in results],
+        }
+        try:
+            args.report.write_text(json.dumps(report, indent=2))
+        except OSError as exc:
+            print(f"error: Could not write the report {args.report}: {exc.strerror or exc}", file=sys.stderr)
+            code = EXIT_FAILED
     print(f"{len(imported)} imported, {failed} failed in {time.perf_counter() - started:.1f} s", flush=True)
-    return EXIT_OK if failed == 0 and not interrupted else EXIT_SOME_FAILED
+    return code
+
+
+def main(argv: list[str]) -> int:
+    """Run the batch and turn every outcome into an exit code (Blender exits 0 on an escaped exception)."""
+    staging: list[Path] = []
+    try:
+        args = parse_args(argv)
+        try:
+            import bpy  # noqa: F401 - only to tell a Python without Blender apart
+        except ImportError:
+            print(
+                "This script needs Blender: run it with `blender -b --python` or a Python that has the bpy module.",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        # Blender's own SIGINT handler only sets a break flag for renders: let Ctrl-C reach Python.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        return run(args, staging)
+    except SystemExit as exc:  # argparse's usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except BatchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted before any import: nothing saved", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001 - the last resort: exit 1, reason and traceback
+        traceback.print_exc()
+        print(f"error: the batch stopped on an unexpected error ({type(exc).__name__}: {exc}).", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        for folder in staging:  # the staged add-on (symlinks into the checkout) is no longer needed
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def leave(code: int) -> NoReturn:
+    """End the process with `code`, removing Blender's session temp folder as a normal quit would.
+
+    Leaving directly: an exception escaping a `--python` script leaves Blender's exit status at 0, and
+    bpy 4.2 can crash at interpreter exit after an import (the work is saved by then).
+    """
+    bpy = sys.modules.get("bpy")
+    session = Path(bpy.app.tempdir) if bpy is not None and bpy.app.tempdir else None
+    if session is not None and session.name.startswith("blender_"):
+        shutil.rmtree(session, ignore_errors=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
-    try:
-        code = main()
-    except SystemExit as exc:  # argparse's usage errors; Blender's --python would not pass the code on
-        code = exc.code if isinstance(exc.code, int) else EXIT_USAGE
-        if not isinstance(exc.code, int) and exc.code:
-            print(exc.code, file=sys.stderr)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # bpy 4.2 can crash at interpreter exit after an import; the work is saved, so leave directly.
-    os._exit(code)
+    leave(main(script_argv()))

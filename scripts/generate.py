@@ -7,7 +7,9 @@
 One task per prompt (or image, with --image). The API key comes from TRIVERSE_API_KEY (or the installed
 add-on's preferences), the service URL from TRIVERSE_API_URL. Every task created is kept in My
 Generations. Prints one line per task; exits 0 when every model was imported, 1 when some failed (the
-others are still imported and saved) or --max-credits refused the batch, 2 on bad usage.
+others are still imported and saved), --max-credits refused the batch (nothing created), the .blend
+could not be saved, the batch was interrupted (Ctrl-C: what was imported is saved) or stopped on an
+unexpected error; 2 on bad usage.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
+import shutil
+import signal
 import sys
 import time
 import traceback
@@ -25,7 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import batch_import  # the same add-on loading, argv and exit codes as the import batch
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = batch_import.EXIT_OK, batch_import.EXIT_SOME_FAILED, batch_import.EXIT_USAGE
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = batch_import.EXIT_OK, batch_import.EXIT_FAILED, batch_import.EXIT_USAGE
 POLYGONS = (1_000, 1_500_000)
 
 
@@ -67,25 +70,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def main() -> int:
-    """Run the batch; return the exit code."""
-    args = parse_args(batch_import.script_argv())
-    try:
-        import bpy
-    except ImportError:
-        print("This script needs Blender: run it with `blender -b --python` or a Python with the bpy module.",
-              file=sys.stderr)  # fmt: skip
-        return EXIT_USAGE
+def run(args: argparse.Namespace, staging: list[Path]) -> int:
+    """Price (with --max-credits), generate, import, save and report; return the exit code."""
+    import bpy
 
     opened = bpy.data.filepath
     if not opened:
         bpy.ops.wm.read_homefile(use_empty=True)  # no default cube, camera and light in the result
     output = (args.output or (Path(opened) if opened else Path("triverse-generate.blend"))).resolve()
-    addon = batch_import.load_addon()
+    batch_import.check_output(output)
+    addon = batch_import.load_addon(staging)
     batch = importlib.import_module(addon.__name__ + ".batch_generate")
     generation = importlib.import_module(addon.__name__ + ".generation")
     errors = importlib.import_module(addon.__name__ + ".errors")
-    if not getattr(bpy.app, "online_access", True):  # Blender 4.2+; earlier ones have no such switch
+    preferences = importlib.import_module(addon.__name__ + ".preferences")
+    if bpy.app.version < (3, 6, 0):
+        batch_import.restore_numpy_bool()
+    if not preferences.online_access():
         # Running a generation script is the user's explicit request to go online (not saved to prefs).
         bpy.context.preferences.system.use_online_access = True
 
@@ -106,15 +107,12 @@ def main() -> int:
         try:
             total, balance = batch.quote_total(requests, jobs=args.jobs)
         except errors.TriverseError as exc:
-            print(f"cannot price the batch: {exc} Nothing was created.", flush=True)
-            return EXIT_SOME_FAILED
+            raise batch_import.BatchError(f"Cannot price the batch, so nothing was created: {exc}") from None
         if total > args.max_credits:
-            print(
-                f"refused: the {len(requests)} tasks would cost {total:g} credits, more than --max-credits "
-                f"{args.max_credits:g} (balance {balance:g}); nothing was created.",
-                flush=True,
+            raise batch_import.BatchError(
+                f"The {len(requests)} tasks would cost {total:g} credits, more than --max-credits "
+                f"{args.max_credits:g} (balance {balance:g}): nothing was created."
             )
-            return EXIT_SOME_FAILED
         print(f"quoted: {total:g} credits for {len(requests)} tasks (balance {balance:g})", flush=True)
 
     count = len(requests)
@@ -138,45 +136,66 @@ def main() -> int:
         print("interrupted: saving what was imported (the tasks still running stay in My Generations)", flush=True)
 
     imported = [r for r in results if r.status == "imported"]
+    failed = count - len(imported)
+    code = EXIT_OK if failed == 0 and not interrupted else EXIT_FAILED
+    saved = False
     if imported:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        bpy.ops.wm.save_as_mainfile(filepath=str(output), check_existing=False)
-        print(f"saved {output}", flush=True)
+        try:
+            batch_import.save(output)
+            saved = True
+            print(f"saved {output}", flush=True)
+        except batch_import.BatchError as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            code = EXIT_FAILED
     else:
         print("nothing was imported: no file saved", flush=True)
     if args.report:
         report = {
             "seconds": round(time.perf_counter() - started, 3),
             "jobs": args.jobs,
-            "output": str(output) if imported else None,
+            "output": str(output) if saved else None,
             "interrupted": interrupted,
             "tasks": [r.as_dict() for r in results],
         }
-        args.report.write_text(json.dumps(report, indent=2))
-    failed = count - len(imported)
+        try:
+            args.report.write_text(json.dumps(report, indent=2))
+        except OSError as exc:
+            print(f"error: Could not write the report {args.report}: {exc.strerror or exc}", file=sys.stderr)
+            code = EXIT_FAILED
     print(f"{len(imported)} imported, {failed} failed in {time.perf_counter() - started:.1f} s", flush=True)
-    return EXIT_OK if failed == 0 and not interrupted else EXIT_SOME_FAILED
+    return code
 
 
-def run() -> None:
-    """Every outcome becomes an exit code: under `blender -b --python` an escaping exception would exit 0."""
+def main(argv: list[str]) -> int:
+    """Run the batch and turn every outcome into an exit code (Blender exits 0 on an escaped exception)."""
+    staging: list[Path] = []
     try:
-        code = main()
-    except SystemExit as exc:  # argparse's usage errors, load_addon's refusals
-        code = exc.code if isinstance(exc.code, int) else EXIT_USAGE
-        if not isinstance(exc.code, int) and exc.code:
-            print(exc.code, file=sys.stderr)
+        args = parse_args(argv)
+        try:
+            import bpy  # noqa: F401 - only to tell a Python without Blender apart
+        except ImportError:
+            print("This script needs Blender: run it with `blender -b --python` or a Python with the bpy module.",
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_USAGE
+        # Blender's own SIGINT handler only sets a break flag for renders: let Ctrl-C reach Python.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        return run(args, staging)
+    except SystemExit as exc:  # argparse's usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except batch_import.BatchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
-        print("interrupted before any task was created", file=sys.stderr)
-        code = EXIT_SOME_FAILED
-    except BaseException:  # noqa: BLE001 - a bug must still fail the run, not exit 0
+        print("interrupted before any import: nothing saved (tasks created stay in My Generations)", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001 - the last resort: exit 1, reason and traceback
         traceback.print_exc()
-        code = EXIT_SOME_FAILED
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # bpy 4.2 can crash at interpreter exit after an import; the work is saved, so leave directly.
-    os._exit(code)
+        print(f"error: the batch stopped on an unexpected error ({type(exc).__name__}: {exc}).", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        for folder in staging:  # the staged add-on (symlinks into the checkout) is no longer needed
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    run()
+    batch_import.leave(main(batch_import.script_argv()))

@@ -110,6 +110,7 @@ def _import(context: bpy.types.Context, outcome: generate_core.BatchOutcome) -> 
         return result
     finally:
         asset.cleanup()
+    generations_bpy.mark_imported(asset.task_uuid)
     result.status, result.task_status = "imported", "SUCCESS"
     result.objects = len(imported.objects)
     result.seconds = round(outcome.seconds + imported.seconds, 3)

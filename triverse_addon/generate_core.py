@@ -33,7 +33,7 @@ from pathlib import Path
 from . import core, errors, generation, watch
 from .client import TaskStatus, TriverseClient
 from .config import Settings
-from .generations import GenerationRecord, GenerationStore
+from .generations import TERMINAL, GenerationRecord, GenerationStore
 from .library import Library
 
 __all__ = [
@@ -71,9 +71,9 @@ class Generated:
     asset: core.Asset
 
 
-def request_key(request: generation.GenerationRequest, allow_duplicate: bool = False) -> str:
+def request_key(request: generation.GenerationRequest, allow_duplicate: bool = False, image_file: str = "") -> str:
     """The same settings give the same key: two presses of one request are one job (a double click)."""
-    fields = {**dataclasses.asdict(request), "allow_duplicate": allow_duplicate}
+    fields = {**dataclasses.asdict(request), "allow_duplicate": allow_duplicate, "image_file": image_file}
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
     return f"generate:{digest[:16]}"
 
@@ -92,9 +92,14 @@ def collection_name(prompt: str, task_uuid: str, image_path: str = "") -> str:
     return (words or "Triverse") + tail
 
 
-def check(request: generation.GenerationRequest) -> None:
-    """`InvalidParameters` with the first reason `validate()` gives (the panel shows each under its field)."""
+def check(request: generation.GenerationRequest, image_file: str = "") -> None:
+    """`InvalidParameters` with the first reason `validate()` gives (the panel shows each under its field).
+
+    With `image_file` (an earlier upload's file_key) the local image no longer matters.
+    """
     problems = request.validate()
+    if image_file:
+        problems.pop("image_path", None)
     if problems:
         raise errors.InvalidParameters(next(iter(problems.values())))
 
@@ -117,13 +122,20 @@ def create_task(
     *,
     store: GenerationStore | None = None,
     allow_duplicate: bool = False,
+    image_file: str = "",
 ) -> generation.Created:
-    """Check, upload the image if any, create the task once (the order id makes retries safe), record it."""
-    check(request)  # an unsupported image is refused here, before any byte is sent
-    image_file = generation.upload_image(client, request.image_path) if request.image_path else None
-    created = generation.create(client, request, order_id, image_file=image_file, allow_duplicate=allow_duplicate)
+    """Check, upload the image if any, create the task once (the order id makes retries safe), record it.
+
+    `image_file`: the file_key of an earlier upload of the same image, sent instead of uploading again.
+    """
+    check(request, image_file)  # an unsupported image is refused here, before any byte is sent
+    if request.image_path and not image_file:
+        image_file = generation.upload_image(client, request.image_path)
+    created = generation.create(
+        client, request, order_id, image_file=image_file or None, allow_duplicate=allow_duplicate
+    )
     if store is not None:
-        store.upsert(_record(request, created, order_id))
+        _keep(store, _record(request, created, order_id, image_file))
     return created
 
 
@@ -136,6 +148,7 @@ def finish_task(
     timeout: float = WATCH_TIMEOUT,
     on_status: StatusCallback | None = None,
     use_socket: bool = True,
+    progress: core.ProgressCallback | None = None,
 ) -> core.Asset:
     """Watch the task until it succeeds, then obtain its model (the store follows every status seen)."""
 
@@ -145,8 +158,9 @@ def finish_task(
         if on_status is not None:
             on_status(status)
 
-    watch.wait_for_success(client, task_uuid, timeout, seen, use_socket=use_socket)
-    return core.obtain_asset(client, task_uuid, library)
+    # The silence limit is read now, not when watch was imported, so a test can shorten it.
+    watch.wait_for_success(client, task_uuid, timeout, seen, use_socket=use_socket, silence=watch.SILENCE_SECONDS)
+    return core.obtain_asset(client, task_uuid, library, progress=progress)
 
 
 def generate(
@@ -172,13 +186,16 @@ def generate(
     return Generated(created, asset)
 
 
-def _record(request: generation.GenerationRequest, created: generation.Created, order_id: str) -> GenerationRecord:
+def _record(
+    request: generation.GenerationRequest, created: generation.Created, order_id: str, image_file: str
+) -> GenerationRecord:
     return GenerationRecord(
         task_uuid=created.task_uuid,
         prompt=request.prompt,
         negative_prompt=request.negative_prompt,
         image_name=Path(request.image_path).name if request.image_path else "",
         image_path=request.image_path,
+        image_file=image_file,
         mesh_only=request.mesh_only,
         polygon_limit=request.polygon_limit,
         texture_size=request.texture_size,
@@ -196,10 +213,20 @@ def _update(store: GenerationStore, task_uuid: str, status: TaskStatus) -> None:
     record = store.get(task_uuid)
     if record is None:
         return
-    record.status = status.status
-    record.progress = status.progress
-    record.error = status.error if status.status in ("FAILED", "CANCELLED") else ""
-    store.upsert(record)
+    changed = dataclasses.replace(record, status=status.status, progress=status.progress or record.progress)
+    if status.status in TERMINAL:
+        changed.error = status.error if status.status != "SUCCESS" else ""
+        changed.finished_at = changed.finished_at or time.time()
+    if changed != record:
+        _keep(store, changed)
+
+
+def _keep(store: GenerationStore, record: GenerationRecord) -> None:
+    """Write a record; a list that cannot be saved (disk full) never stops a generation already paid for."""
+    try:
+        store.upsert(record)
+    except errors.StorageError as exc:
+        log.warning("%s", exc)
 
 
 # -- the sidebar's job ---------------------------------------------------------------------------
@@ -229,19 +256,33 @@ class GenerateJob(core.Job):
         allow_duplicate: bool = False,
         online_access: bool = True,
         timeout: float = WATCH_TIMEOUT,
+        image_file: str = "",
     ) -> GenerateJob:
         """Start generating on a worker thread (a double click of the same request: AlreadyRunning)."""
-        key = request_key(request, allow_duplicate)
+        key = request_key(request, allow_duplicate, image_file)
         refuse_if_running(key)
 
         def work(job: core.Job) -> core.Asset:
             assert isinstance(job, GenerateJob)
             library, job.library_warning = core.open_library(job.settings)
-            created = create_task(job.client, request, order_id, store=store, allow_duplicate=allow_duplicate)
+            created = create_task(
+                job.client, request, order_id, store=store, allow_duplicate=allow_duplicate, image_file=image_file
+            )
             job.claim_task(created.task_uuid)
             job.created = created  # one assignment: the main thread reads it when it polls
+
+            def progress(received: int, total: int | None) -> None:
+                job.fetch_preview()  # once the model flows, as Import does: the picture never delays it
+                job.report_progress(received, total)
+
             return finish_task(
-                job.client, created.task_uuid, library, store=store, timeout=timeout, on_status=job.report_status
+                job.client,
+                created.task_uuid,
+                library,
+                store=store,
+                timeout=timeout,
+                on_status=job.report_status,
+                progress=progress,
             )
 
         job = cls.start(settings, online_access=online_access, work=work, key=key)

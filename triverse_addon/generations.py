@@ -39,7 +39,9 @@ class GenerationRecord:
     flow_name: str = ""
     prompt: str = ""
     negative_prompt: str = ""
-    image_name: str = ""  # the input image's base name only: a full path may say more than needed
+    image_name: str = ""  # the input image's base name, shown in the list
+    image_path: str = ""  # the input image file on this computer, to generate again with the same settings
+    image_file: str = ""  # its upload's file_key: generating again works after that file is gone (a capture)
     mesh_only: bool = False
     polygon_limit: int = 1_000_000
     texture_size: int = 1024

@@ -12,12 +12,13 @@ Names the panels rely on (ui_generations.py):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
 import bpy
 
-from . import generate_core, preferences
+from . import errors, generate_core, preferences
 from .generations import GenerationStore
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,16 @@ def store() -> GenerationStore:
         current = GenerationStore(user_folder() / STORE_FILE)
         _state["store"] = current
     return current  # type: ignore[return-value]
+
+
+def mark_imported(task_uuid: str) -> None:
+    """Note in My Generations that the task's model is in a scene (the list says "Import Again")."""
+    record = store().get(task_uuid)
+    if record is not None and not record.imported:
+        try:
+            store().upsert(dataclasses.replace(record, imported=True))
+        except errors.StorageError as exc:  # only a mark in a list: the import itself went well
+            log.warning("%s", exc)
 
 
 def watching() -> list[str]:

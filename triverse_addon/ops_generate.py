@@ -11,6 +11,8 @@ Row operators, each with `task_uuid`: `triverse.generation_import`, `triverse.ge
 
 from __future__ import annotations
 
+import os
+
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
@@ -38,6 +40,7 @@ def import_generated(
     finally:
         asset.cleanup()
         preferences.forget_library_summary()
+    generations_bpy.mark_imported(asset.task_uuid)
     count = len(imported.objects)
     operator.report(
         {"INFO"},
@@ -95,6 +98,7 @@ class TRIVERSE_OT_generate(ModalJob, bpy.types.Operator):
         options={"SKIP_SAVE"},
     )
     allow_duplicate: BoolProperty(options={"HIDDEN", "SKIP_SAVE"})  # "Generate Again": a new task on purpose
+    image_file: StringProperty(options={"HIDDEN", "SKIP_SAVE"})  # "Generate Again": the earlier upload's file_key
 
     def request(self) -> generation.GenerationRequest:
         """The request these properties describe (not checked yet)."""
@@ -110,13 +114,15 @@ class TRIVERSE_OT_generate(ModalJob, bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         """The whole generation, synchronously: the console, scripts and `blender -b` use this."""
-        if self.is_repeat():  # belt and braces: a repeat would be a second, charged task
+        # Belt and braces (there is no REGISTER): a redo or Repeat Last would be a second, charged task, and
+        # would block Blender on the network. Operator.is_repeat() only says the last operator was this one.
+        if self.options.is_repeat or self.options.is_repeat_last:
             self.report({"WARNING"}, "Generate is never repeated: press Generate again for a new task.")
             return {"CANCELLED"}
         try:
             request = self.request()
-            generate_core.check(request)  # the reasons, before any request
-            generate_core.refuse_if_running(generate_core.request_key(request, self.allow_duplicate))
+            generate_core.check(request, self.image_file)  # the reasons, before any request
+            generate_core.refuse_if_running(generate_core.request_key(request, self.allow_duplicate, self.image_file))
             settings = preferences.get_settings(context)
             library, warning = core.open_library(settings)
             if warning:
@@ -124,7 +130,12 @@ class TRIVERSE_OT_generate(ModalJob, bpy.types.Operator):
             store = generations_bpy.store()
             with TriverseClient(settings, online_access=preferences.online_access()) as client:
                 created = generate_core.create_task(
-                    client, request, generation.new_order_id(), store=store, allow_duplicate=self.allow_duplicate
+                    client,
+                    request,
+                    generation.new_order_id(),
+                    store=store,
+                    allow_duplicate=self.allow_duplicate,
+                    image_file=self.image_file,
                 )
                 if not self.wait:
                     self.report({"INFO"}, _created_message(created))
@@ -140,7 +151,7 @@ class TRIVERSE_OT_generate(ModalJob, bpy.types.Operator):
             return self.execute(context)
         try:
             request = self.request()
-            generate_core.check(request)
+            generate_core.check(request, self.image_file)
             job = generate_core.GenerateJob.begin(
                 preferences.get_settings(context),
                 request,
@@ -148,6 +159,7 @@ class TRIVERSE_OT_generate(ModalJob, bpy.types.Operator):
                 store=generations_bpy.store(),
                 allow_duplicate=self.allow_duplicate,
                 online_access=preferences.online_access(),
+                image_file=self.image_file,
             )
         except Exception as exc:  # noqa: BLE001 - reported once, in report_failure
             return report_failure(self, exc)
@@ -248,6 +260,8 @@ class TRIVERSE_OT_generation_again(bpy.types.Operator):
                 texture_size=str(record.texture_size),
                 turbo=record.turbo,
                 allow_duplicate=True,
+                # The file itself when it is still there (a file_key may not be kept for ever), else its upload.
+                image_file="" if record.image_path and os.path.isfile(record.image_path) else record.image_file,
             )
         except RuntimeError as exc:  # Generate reported it already; scripts get it from here too
             self.report({"ERROR"}, str(exc).removeprefix("Error: ").strip())
@@ -280,7 +294,7 @@ class TRIVERSE_OT_generation_stop(bpy.types.Operator):
     task_uuid: StringProperty(options={"SKIP_SAVE"})
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        """Stop the sidebar's job for the task, or its watch since start."""
+        """Stop the sidebar's job for the task (or the job's key, before the task exists), or its watch again."""
         job = core.Job.get(self.task_uuid)
         if job is not None:
             job.cancel()  # the job's modal reports it, once the worker has stopped

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -107,26 +108,36 @@ def test_no_key_fails_every_task_with_the_reason(standin, sample_glb, tmp_path):
 def test_ctrl_c_keeps_and_saves_what_was_imported(standin, sample_glb, tmp_path):
     first = _tasks(standin, sample_glb, 1)[0]
     stalled = _tasks(standin, sample_glb, 1)[0]
-    standin.fail("stall", stalled, after_bytes=1000, seconds=60)
+    standin.fail("stall", stalled, after_bytes=1000, seconds=120)
     out = tmp_path / "scene.blend"
     env = {**os.environ, "TRIVERSE_API_URL": standin.base_url, "TRIVERSE_API_KEY": "test-key",
            "BLENDER_USER_RESOURCES": str(tmp_path / "user")}  # fmt: skip
     proc = subprocess.Popen([sys.executable, str(SCRIPT), "-o", str(out), "--jobs", "1", first, stalled],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    lines = []
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    # Signal only once the first task is imported and the server holds the second one's download
+    # (it has seen the request and sends no more than 1000 bytes): the interrupt must find it running.
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        lines.append(line)
-        if "imported:" in line or not line:
-            break
-    time.sleep(0.5)  # the second task is now stalled mid-body
+    while not (
+        any(f"{first} imported:" in line for line in lines) and standin.requests_for(f"/tasks/download/{stalled}")
+    ):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("the batch ended or never reached the stalled download:\n" + "".join(lines))
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    rest, _ = proc.communicate(timeout=20)
-    output = "".join(lines) + rest
+    try:
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    reader.join(timeout=10)
+    output = "".join(lines)
 
     assert proc.returncode == 1, output
     assert "interrupted: saving what was imported" in output
+    assert f"{stalled} imported" not in output
     tags = _open(out)
     assert [k for k in tags if k] == [first]
     library = tmp_path / "user" / "extensions" / ".user" / "triverse_checkout" / "triverse" / "library"

@@ -8,10 +8,12 @@ import os
 import random
 import stat
 import struct
+import tempfile
 import unicodedata
+import uuid
 import zipfile
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 from conftest import zip_bytes
@@ -304,7 +306,19 @@ def sandbox(tmp_path: Path) -> Path:
 def assert_nothing_outside(sandbox: Path, tmp_path: Path) -> None:
     assert sorted(p.name for p in sandbox.iterdir()) == ["dest"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["archive.zip", "sandbox"]
-    assert not Path("/tmp/evil.txt").exists()
+
+
+def escape_targets(dest: Path, entry: str) -> set[Path]:
+    """Where an extractor that trusted `entry` would write outside `dest`.
+
+    Its plain join onto dest (an absolute entry replaces dest), with `\\` read as a separator or not,
+    and its file name in the folders around: dest's parents, the system temp folder, /tmp, the cwd.
+    """
+    posix = entry.replace("\\", "/")
+    targets = {Path(os.path.normpath(os.path.join(dest, name))) for name in (entry, posix)}
+    folders = {dest.parent, dest.parent.parent, Path(tempfile.gettempdir()), Path("/tmp"), Path.cwd()}
+    targets |= {folder / PurePosixPath(posix).name for folder in folders}
+    return {t for t in targets if not t.is_relative_to(dest)}
 
 
 def archive(tmp_path: Path, data: bytes) -> Path:
@@ -366,8 +380,15 @@ def unsafe_zip(name: str, data: bytes = b"evil", mode: int | None = None) -> byt
     ],
 )
 def test_entries_escaping_the_folder_are_refused(tmp_path: Path, sandbox: Path, name: str) -> None:
+    entry = name.replace("evil.txt", f"evil-{uuid.uuid4().hex[:12]}.txt")  # this run's own file name
+    targets = escape_targets(sandbox / "dest", entry)
+    assert Path(tempfile.gettempdir(), PurePosixPath(entry.replace("\\", "/")).name) in targets
     with pytest.raises(errors.UnsafeArchive) as info:
-        formats.extract_zip(archive(tmp_path, unsafe_zip(name)), sandbox / "dest")
+        formats.extract_zip(archive(tmp_path, unsafe_zip(entry)), sandbox / "dest")
+    escaped = sorted(str(t) for t in targets if t.exists())
+    for path in escaped:  # an extractor that let it out: remove it, then fail
+        os.unlink(path)
+    assert escaped == []
     assert "unsafe entry" in str(info.value)
     assert_nothing_outside(sandbox, tmp_path)
 
