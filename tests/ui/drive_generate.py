@@ -46,7 +46,7 @@ API_KEY = "ui-generate-key"
 DEADLINE_SECONDS = 150.0
 TIMELINE_STEP = 0.9  # seconds per step of a stand-in task: queued, running 10/40/70/95%, done
 PROMPT = "a red chair"
-SCAN_STEP = 7  # pixels between the spots the pointer visits when looking for a button
+SCAN_STEP = 9  # pixels between the spots the pointer visits when looking for a button
 
 Step = Generator[float, None, Any]
 RESULT: dict[str, Any] = {"ok": False, "errors": [], "timeline": [], "blender_version": bpy.app.version_string}
@@ -289,21 +289,25 @@ def what_is_under(x: int, y: int) -> Step:
 
 
 def find(match: Callable[[str], bool], what: str, x_from_right: int = 0) -> Step:
-    """Move the pointer down the sidebar (its middle, or `x_from_right` pixels from its right edge, where
-    the tab strip is) until what is under it matches; (x, y) of that spot."""
+    """Move the pointer over the sidebar (its middle, or `x_from_right` pixels from its right edge, where
+    the tab strip is) until what is under it matches; (x, y) of that spot. Spots nearest to where the
+    same button was found last are visited first (the layout moves little between scenarios)."""
     _, _, _, sidebar = view3d()
     x = sidebar.x + (sidebar.width - x_from_right if x_from_right else int(sidebar.width * 0.45))
+    spots = list(range(sidebar.y + sidebar.height - 30, sidebar.y + 10, -SCAN_STEP))
+    last = STATE.setdefault("found_at", {}).get(what)
+    if last is not None:
+        spots.sort(key=lambda y: abs(y - last))
     seen: list[str] = []
-    y = sidebar.y + sidebar.height - 30
-    while y > sidebar.y + 10:
+    for y in spots:
         found = yield from what_is_under(x, y)
         if found and match(found):
             park_pointer()
+            STATE["found_at"][what] = y
             log(f"found {what} at y={y}: {found}")
             return x, y
-        if found and (not seen or seen[-1] != found):
+        if found and found not in seen:
             seen.append(found)
-        y -= SCAN_STEP
     park_pointer()
     raise RuntimeError(f"{what} not found in the sidebar; the pointer found: {seen}")
 
@@ -457,6 +461,7 @@ def scenario_stop_watching() -> Step:
     yield from wait_for(lambda: job_text(job).startswith("Running"), 20.0, "the task to run")
     task = job.task_uuid
     screenshot("generate-watching.png")
+    STATE["found_at"]["the X (stop watching)"] = button[1] - 40  # the watched generation is under Generate
     x, y = yield from find(lambda s: "generation_stop" in s, "the X (stop watching)", x_from_right=48)
     click(x, y)
     yield from wait_for(lambda: job not in mod("core").Job.active(), 5.0, "the watch to stop")
@@ -491,7 +496,7 @@ def scenario_short_balance() -> Step:
     out["price"] = {"cost": quote.cost_credits, "balance": quote.available_credits}
     created_before = list(server.gen.created)
     # Ctrl+C over a disabled button still copies its command: the pointer finds it as a user sees it.
-    x, y = yield from find(lambda s: "generate_from_panel" in s, "the disabled Generate button")
+    x, y = yield from find(lambda s: "generate_from_panel" in s, "the Generate button")
     click(x, y)
     yield 1.0
     out["new_tasks"] = [t for t in server.gen.created if t not in created_before]
@@ -514,7 +519,7 @@ def scenario_viewport_capture() -> Step:
     yield 0.8
     files_before = set(server.gen.files)
     created_before = list(server.gen.created)
-    x, y = yield from find(lambda s: "generate_from_panel" in s, "the Generate button (image mode)")
+    x, y = yield from find(lambda s: "generate_from_panel" in s, "the Generate button")
     screenshot("generate-image.png")
     screen = view3d()[2]
     STATE["viewport_rect"] = [screen.x, screen.y, screen.width, screen.height]
