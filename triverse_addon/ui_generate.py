@@ -10,6 +10,7 @@ in and redraws. `draw()` only reads what is kept here: no request, no file read.
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Callable, Hashable
 from pathlib import Path
 
@@ -335,12 +336,25 @@ def _sweep_temp_images(jobs: list[core.Job]) -> None:
 # -- the panel -------------------------------------------------------------------------------------
 
 
+def wrapped(text: str, width_px: int) -> list[str]:
+    """`text` cut into lines that fit a sidebar `width_px` wide (Blender's labels cut, they never wrap)."""
+    per_line = max(12, (width_px - 60) // 7)  # about 7 pixels a character at the default UI scale
+    return textwrap.wrap(text, per_line) or [""]
+
+
+def _lines(layout: bpy.types.UILayout, text: str, icon: str, alert: bool = False) -> None:
+    """A message on as many lines as the sidebar's width needs; the icon on the first only."""
+    col = layout.column(align=True)
+    col.alert = alert
+    width = bpy.context.region.width if bpy.context.region is not None else 300
+    for i, line in enumerate(wrapped(text, width)):
+        col.label(text=line, icon=icon if i == 0 else "BLANK1")
+
+
 def _alert(layout: bpy.types.UILayout, reason: str | None) -> None:
     """A reason under a field, in red."""
     if reason:
-        row = layout.row()
-        row.alert = True
-        row.label(text=reason, icon="ERROR")
+        _lines(layout, reason, "ERROR", alert=True)
 
 
 class TRIVERSE_PT_generate(bpy.types.Panel):
@@ -375,9 +389,9 @@ class TRIVERSE_PT_generate(bpy.types.Panel):
             elif st.image_source == "BLEND":
                 col.prop_search(st, "image_name", bpy.data, "images", text="")
             elif st.image_source == "VIEWPORT":
-                col.label(text="Captured when you press Generate", icon="INFO")
+                _lines(col, "The viewport is captured when you press Generate", "INFO")
             else:
-                col.label(text="The camera's view, at Generate", icon="INFO")
+                _lines(col, "The camera's view is captured when you press Generate", "INFO")
             _alert(col, found.get("image"))
 
 
@@ -430,7 +444,7 @@ class TRIVERSE_PT_generate_run(bpy.types.Panel):
         row.enabled = not found and not short
         row.operator(TRIVERSE_OT_generate_from_panel.bl_idname, text="Generate", icon="SHADERFX")
         if found:
-            _alert(layout, "Fix the option marked above")
+            _alert(layout, "Fix the option marked in red above")
         elif short:
             _alert(layout, short)
         for job in _generate_jobs():
@@ -442,7 +456,7 @@ def draw_price(layout: bpy.types.UILayout, context: bpy.types.Context) -> str:
     key, _req, _settings, why_not = quote_key(context)
     col = layout.column(align=True)
     if why_not:
-        col.label(text=f"Price unknown: {why_not}", icon="INFO")
+        _lines(col, f"Price unknown: {why_not}", "INFO")
         return ""
     if not QUOTE.current(key):
         if not QUOTE.busy:
@@ -451,7 +465,7 @@ def draw_price(layout: bpy.types.UILayout, context: bpy.types.Context) -> str:
         return ""
     if QUOTE.error is not None:
         row = col.row(align=True)
-        row.label(text=quiet_reason(QUOTE.error), icon="INFO")
+        _lines(row, quiet_reason(QUOTE.error), "INFO")
         row.operator(TRIVERSE_OT_refresh_price.bl_idname, text="", icon="FILE_REFRESH", emboss=False)
         return ""
     quote = QUOTE.value
@@ -461,7 +475,8 @@ def draw_price(layout: bpy.types.UILayout, context: bpy.types.Context) -> str:
     row.operator(TRIVERSE_OT_refresh_price.bl_idname, text="", icon="FILE_REFRESH", emboss=False)
     col.label(text=f"Balance: {_credits(quote.available_credits)} credits")
     if not quote.affordable:
-        return f"Not enough credits: needs {quote.cost_credits:,}, balance {_credits(quote.available_credits)}"
+        balance = _credits(quote.available_credits)
+        return f"Not enough credits: this costs {quote.cost_credits:,}, your balance is {balance}"
     return ""
 
 

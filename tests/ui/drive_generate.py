@@ -271,27 +271,26 @@ def key(win: Any, kind: str, x: int, y: int, **mods: Any) -> None:
     win.event_simulate(type=kind, value="RELEASE", x=x, y=y, **mods)
 
 
-def what_is_under(x: int, y: int) -> Step:
-    """What the pointer at (x, y) finds: an operator's Python command or a property's data path, or ""."""
+def what_is_under(x: int, y: int, operator: bool, settle: float = 0.05) -> Step:
+    """What the pointer at (x, y) finds: Ctrl+C copies an operator button's Python command, Ctrl+Shift+C
+    a property's data path; "" when nothing of the kind is there."""
     win = view3d()[0]
     wm = bpy.context.window_manager
     wm.clipboard = ""
     win.event_simulate(type="MOUSEMOVE", value="NOTHING", x=x, y=y)
-    key(win, "C", x, y, ctrl=True)
-    yield 0.02
-    if wm.clipboard.startswith("bpy.ops."):
-        return wm.clipboard
-    wm.clipboard = ""
-    key(win, "C", x, y, ctrl=True, shift=True)
-    yield 0.02
-    found = wm.clipboard
-    return found if found.startswith(("triverse", "bpy.")) or ".triverse" in found else ""
+    yield 0.02  # the button under the pointer becomes active on this pass
+    win.event_simulate(type="MOUSEMOVE", value="NOTHING", x=x + 1, y=y)
+    key(win, "C", x + 1, y, ctrl=True, shift=not operator)
+    yield settle
+    return wm.clipboard
 
 
-def find(match: Callable[[str], bool], what: str, x_from_right: int = 0) -> Step:
+def find(match: Callable[[str], bool], what: str, operator: bool = True, x_from_right: int = 0) -> Step:
     """Move the pointer over the sidebar (its middle, or `x_from_right` pixels from its right edge, where
     the tab strip is) until what is under it matches; (x, y) of that spot. Spots nearest to where the
-    same button was found last are visited first (the layout moves little between scenarios)."""
+    same button was found last are visited first (the layout moves little between scenarios). A match
+    is checked again, slowly: Blender may handle the simulated keys of one spot after the driver has
+    moved on (a redraw under software GL takes 50-150 ms)."""
     _, _, _, sidebar = view3d()
     x = sidebar.x + (sidebar.width - x_from_right if x_from_right else int(sidebar.width * 0.45))
     spots = list(range(sidebar.y + sidebar.height - 30, sidebar.y + 10, -SCAN_STEP))
@@ -300,15 +299,21 @@ def find(match: Callable[[str], bool], what: str, x_from_right: int = 0) -> Step
         spots.sort(key=lambda y: abs(y - last))
     seen: list[str] = []
     for y in spots:
-        found = yield from what_is_under(x, y)
+        found = yield from what_is_under(x, y, operator)
         if found and match(found):
-            park_pointer()
-            STATE["found_at"][what] = y
-            log(f"found {what} at y={y}: {found}")
-            return x, y
+            for near in (y, y + SCAN_STEP, y - SCAN_STEP):  # the keys may have landed on a previous spot
+                again = yield from what_is_under(x, near, operator, settle=0.25)
+                if match(again):
+                    park_pointer()
+                    STATE["found_at"][what] = near
+                    log(f"found {what} at y={near}: {again}")
+                    return x, near
         if found and found not in seen:
             seen.append(found)
+        STATE.setdefault("scan_log", []).append([what, y, found[:40]])
     park_pointer()
+    RESULT["scan_log"] = STATE.get("scan_log")
+    screenshot("generate-debug.png")
     raise RuntimeError(f"{what} not found in the sidebar; the pointer found: {seen}")
 
 
@@ -351,7 +356,7 @@ def scenario_price_and_typing() -> Step:
     yield 0.3
     out["reason_shown_for_empty_prompt"] = mod("ui_generate").problems(panel_state(), bpy.context)
     screenshot("generate-empty.png")
-    x, y = yield from find(lambda s: s.endswith("triverse_generate.prompt"), "the prompt field")
+    x, y = yield from find(lambda s: s.endswith("triverse_generate.prompt"), "the prompt field", operator=False)
     STATE["typing_at"] = (x, y)
     quotes_before = len(quote_requests())
     click(x, y)
@@ -414,6 +419,7 @@ def scenario_generate() -> Step:
             seen.append(text)
             log(f"panel: {text}")
         if text.startswith("Queued") and "queued" not in shots:
+            yield 0.5  # Blender animates panels into their new places
             shots["queued"] = screenshot("generate-queued.png")
         if text.startswith("Running") and "running" not in shots and text != "Running 10%":
             shots["running"] = screenshot("generate-running.png")
@@ -460,11 +466,13 @@ def scenario_stop_watching() -> Step:
     job = yield from new_job(jobs_before)
     yield from wait_for(lambda: job_text(job).startswith("Running"), 20.0, "the task to run")
     task = job.task_uuid
+    yield 0.4  # the panel follows at the modal's next redraw
     screenshot("generate-watching.png")
     STATE["found_at"]["the X (stop watching)"] = button[1] - 40  # the watched generation is under Generate
     x, y = yield from find(lambda s: "generation_stop" in s, "the X (stop watching)", x_from_right=48)
     click(x, y)
     yield from wait_for(lambda: job not in mod("core").Job.active(), 5.0, "the watch to stop")
+    yield from wait_for(shown_quote, 10.0, "the price again")  # a watch ended: the balance is asked again
     yield 0.5
     record = mod("generations_bpy").store().get(task)
     out.update(
