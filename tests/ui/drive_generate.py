@@ -422,6 +422,7 @@ def scenario_generate() -> Step:
             yield 0.5  # Blender animates panels into their new places
             shots["queued"] = screenshot("generate-queued.png")
         if text.startswith("Running") and "running" not in shots and text != "Running 10%":
+            yield 0.3  # the modal redraws the panel on its next tick
             shots["running"] = screenshot("generate-running.png")
         yield 0.05
         if time.monotonic() > end:
@@ -472,7 +473,8 @@ def scenario_stop_watching() -> Step:
     x, y = yield from find(lambda s: "generation_stop" in s, "the X (stop watching)", x_from_right=48)
     click(x, y)
     yield from wait_for(lambda: job not in mod("core").Job.active(), 5.0, "the watch to stop")
-    yield from wait_for(shown_quote, 10.0, "the price again")  # a watch ended: the balance is asked again
+    yield 1.5  # the panel's timer notices the watch ended and asks for the balance again
+    yield from wait_for(shown_quote, 10.0, "the price again")
     yield 0.5
     record = mod("generations_bpy").store().get(task)
     out.update(
