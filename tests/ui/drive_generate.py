@@ -271,17 +271,24 @@ def key(win: Any, kind: str, x: int, y: int, **mods: Any) -> None:
     win.event_simulate(type=kind, value="RELEASE", x=x, y=y, **mods)
 
 
-def what_is_under(x: int, y: int, operator: bool, settle: float = 0.05) -> Step:
+def passes(n: int = 3) -> Step:
+    """Let Blender's main loop go round `n` times (each handles the queued events, then redraws):
+    events simulated before are then handled, however slow the machine is."""
+    for _ in range(n):
+        yield 0.0
+
+
+def what_is_under(x: int, y: int, operator: bool, settle: int = 3) -> Step:
     """What the pointer at (x, y) finds: Ctrl+C copies an operator button's Python command, Ctrl+Shift+C
     a property's data path; "" when nothing of the kind is there."""
     win = view3d()[0]
     wm = bpy.context.window_manager
     wm.clipboard = ""
     win.event_simulate(type="MOUSEMOVE", value="NOTHING", x=x, y=y)
-    yield 0.02  # the button under the pointer becomes active on this pass
+    yield from passes(settle)  # the button under the pointer becomes the active one
     win.event_simulate(type="MOUSEMOVE", value="NOTHING", x=x + 1, y=y)
     key(win, "C", x + 1, y, ctrl=True, shift=not operator)
-    yield settle
+    yield from passes(settle)
     return wm.clipboard
 
 
@@ -302,7 +309,7 @@ def find(match: Callable[[str], bool], what: str, operator: bool = True, x_from_
         found = yield from what_is_under(x, y, operator)
         if found and match(found):
             for near in (y, y + SCAN_STEP, y - SCAN_STEP):  # the keys may have landed on a previous spot
-                again = yield from what_is_under(x, near, operator, settle=0.25)
+                again = yield from what_is_under(x, near, operator, settle=6)
                 if match(again):
                     park_pointer()
                     STATE["found_at"][what] = near
@@ -505,11 +512,13 @@ def scenario_short_balance() -> Step:
     quote = shown_quote()
     out["price"] = {"cost": quote.cost_credits, "balance": quote.available_credits}
     created_before = list(server.gen.created)
+    creations_before = len(server.requests_for("/tasks/text-to-model"))
     # Ctrl+C over a disabled button still copies its command: the pointer finds it as a user sees it.
     x, y = yield from find(lambda s: "generate_from_panel" in s, "the Generate button")
     click(x, y)
     yield 1.0
     out["new_tasks"] = [t for t in server.gen.created if t not in created_before]
+    out["creation_requests"] = len(server.requests_for("/tasks/text-to-model")) - creations_before
     out["jobs"] = len(generate_jobs())
     screenshot("generate-short.png")
     server.gen.balance += 1000

@@ -178,6 +178,7 @@ def test_short_balance_disables_generate(run: Run) -> None:
     short = run.section("short")
     assert short["price"]["balance"] < short["price"]["cost"], short
     assert short["new_tasks"] == [] and short["jobs"] == 0, "a disabled Generate created a task"
+    assert short["creation_requests"] == 0, "a click on the disabled Generate sent a request"
     check_screenshot(run, "generate-short.png")
 
 
