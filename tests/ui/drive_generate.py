@@ -453,8 +453,9 @@ def scenario_generate() -> Step:
     create = [json.loads(r.body) for r in server.requests_for("/tasks/text-to-model")]
     out["create_bodies"] = [{k: v for k, v in b.items() if k != "client_order_id"} for b in create]
     redraw_all()
-    yield 1.5  # the thumbnail timer and the new balance
-    out["balance_after"] = shown_quote().available_credits if shown_quote() else None
+    yield 1.5  # the panel's timer notices the generation ended and asks for the balance again
+    yield from wait_for(shown_quote, 10.0, "the new balance")
+    out["balance_after"] = shown_quote().available_credits
     screenshot("generate-done.png")
     log(f"generated: {out}")
 
@@ -516,6 +517,7 @@ def scenario_short_balance() -> Step:
     # Ctrl+C over a disabled button still copies its command: the pointer finds it as a user sees it.
     x, y = yield from find(lambda s: "generate_from_panel" in s, "the Generate button")
     click(x, y)
+    park_pointer()  # as a user would, after a click that did nothing
     yield 1.0
     out["new_tasks"] = [t for t in server.gen.created if t not in created_before]
     out["creation_requests"] = len(server.requests_for("/tasks/text-to-model")) - creations_before
@@ -540,6 +542,11 @@ def scenario_viewport_capture() -> Step:
     created_before = list(server.gen.created)
     x, y = yield from find(lambda s: "generate_from_panel" in s, "the Generate button")
     screenshot("generate-image.png")
+    quote = shown_quote()
+    out["panel_before_click"] = {
+        "problems": mod("ui_generate").problems(st, bpy.context),
+        "quote": [quote.cost_credits, quote.available_credits] if quote else None,
+    }
     screen = view3d()[2]
     STATE["viewport_rect"] = [screen.x, screen.y, screen.width, screen.height]
     jobs_before = generate_jobs()
