@@ -2,25 +2,30 @@
 first, with its thumbnail, status, cost and time, and buttons to import it, generate it again or copy
 its UUID.
 
-Thumbnails are loaded into a `bpy.utils.previews` collection by a timer when a record's preview file
-appears (never in `draw()`); drawing only reads the store (in memory) and that collection.
+Thumbnails: a timer notices a record's preview file, a thread reads and decodes it (`thumbnail`), and
+the timer copies the pixels into a `bpy.utils.previews` collection (no file read, no decoding on the
+main thread, none in `draw()`); drawing only reads the store (in memory) and that collection.
 """
 
 from __future__ import annotations
 
-import os
+import queue
+import threading
 import time
+from pathlib import Path
 
 import bpy
 
-from . import core, generations_bpy
+from . import core, generations_bpy, thumbnail
 from .ui_generate import redraw
 
 SHOWN = 12  # rows drawn; the rest are counted (the list keeps up to the store's cap)
 THUMB_STEP = 1.0  # seconds between looks for new preview files
 
 _previews: dict[str, object] = {}  # "collection": the previews collection; created on register
-_loaded: dict[str, str] = {}  # task UUID -> preview file loaded for it
+_loaded: dict[str, str] = {}  # task UUID -> preview file shown for it (or found unreadable)
+_pending: set[str] = set()  # task UUIDs whose preview a thread is decoding
+_decoded: queue.Queue[tuple[str, str, thumbnail.Pixels | None]] = queue.Queue()
 
 
 def title(record: object) -> str:
@@ -63,33 +68,55 @@ def status_text(record: object, watched: bool = True) -> str:
     return status.capitalize() if status else "Pending"
 
 
-def thumbnail(task_uuid: str) -> int:
+def thumbnail_icon(task_uuid: str) -> int:
     """The icon id of a row's thumbnail, or 0 (only what the timer has loaded already)."""
     pcoll = _previews.get("collection")
-    if pcoll is None or task_uuid not in _loaded:
+    if pcoll is None or task_uuid not in _loaded or task_uuid not in pcoll:  # type: ignore[operator]
         return 0
-    return pcoll[task_uuid].icon_id  # type: ignore[index]
+    return int(pcoll[task_uuid].icon_id)  # type: ignore[index]
+
+
+def _decode(jobs: list[tuple[str, str]]) -> None:
+    """Worker: read and decode preview files (never on the main thread: pure-Python PNG decoding)."""
+    for task_uuid, path in jobs:
+        try:
+            pixels = thumbnail.decode_png(Path(path).read_bytes())
+        except (OSError, ValueError):
+            pixels = None  # only a picture: the row shows its icon instead
+        _decoded.put((task_uuid, path, pixels))
 
 
 def load_thumbnails() -> float | None:
-    """Timer: load the preview image of records that got one (or a new one) since the last look."""
+    """Timer: hand new preview files to a decoding thread; copy decoded pixels into the previews."""
     pcoll = _previews.get("collection")
     if pcoll is None:
         return None
+    changed = False
+    while not _decoded.empty():
+        task_uuid, path, pixels = _decoded.get_nowait()
+        _pending.discard(task_uuid)
+        _loaded[task_uuid] = path
+        if pixels is None:
+            continue
+        if task_uuid in pcoll:  # type: ignore[operator]
+            del pcoll[task_uuid]  # type: ignore[attr-defined]
+        preview = pcoll.new(task_uuid)  # type: ignore[attr-defined]
+        preview.image_size = preview.icon_size = (pixels.width, pixels.height)
+        preview.image_pixels_float.foreach_set(pixels.rgba)
+        preview.icon_pixels_float.foreach_set(pixels.rgba)
+        changed = True
     try:
         records = generations_bpy.store().all()[:SHOWN]
     except Exception:  # noqa: BLE001 - no list (damaged or unreadable): nothing to show, try later
         return THUMB_STEP
-    changed = False
-    for record in records:
-        path = str(getattr(record, "preview_file", "") or "")
-        if not path or _loaded.get(record.task_uuid) == path or not os.path.isfile(path):
-            continue
-        if record.task_uuid in pcoll:  # type: ignore[operator]
-            del pcoll[record.task_uuid]  # type: ignore[attr-defined]
-        pcoll.load(record.task_uuid, path, "IMAGE")  # type: ignore[attr-defined]
-        _loaded[record.task_uuid] = path
-        changed = True
+    wanted = [
+        (r.task_uuid, r.preview_file)
+        for r in records
+        if r.preview_file and _loaded.get(r.task_uuid) != r.preview_file and r.task_uuid not in _pending
+    ]
+    if wanted:
+        _pending.update(task_uuid for task_uuid, _ in wanted)
+        threading.Thread(target=_decode, args=(wanted,), name="triverse-thumbnails", daemon=True).start()
     if changed:
         redraw()
     return THUMB_STEP
@@ -126,7 +153,7 @@ class TRIVERSE_PT_generations(bpy.types.Panel):
 def draw_row(box: bpy.types.UILayout, record: object, watched: bool = True) -> None:
     """Thumbnail, title, status, cost and time; Import, Generate Again, Copy UUID."""
     task_uuid = str(getattr(record, "task_uuid", ""))
-    icon = thumbnail(task_uuid)
+    icon = thumbnail_icon(task_uuid)
     if icon:
         split = box.split(factor=0.3)
         split.template_icon(icon_value=icon, scale=2.6)
@@ -163,6 +190,7 @@ def register() -> None:
         bpy.utils.register_class(cls)
     _previews["collection"] = bpy.utils.previews.new()
     _loaded.clear()
+    _pending.clear()
     bpy.app.timers.register(load_thumbnails, first_interval=0.0, persistent=True)
 
 

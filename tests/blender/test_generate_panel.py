@@ -165,3 +165,35 @@ def test_panel_generate_refuses_before_any_request_when_an_option_is_wrong(panel
     with pytest.raises(RuntimeError, match="at least 3 characters"):
         bpy.ops.triverse.generate_from_panel()
     assert panel.gen.created == created and panel.requests_for("/tasks/") == []
+
+
+def test_my_generations_thumbnail_is_decoded_off_the_main_thread(panel, tmp_path):
+    gens, store = _mod("generations"), _mod("generations_bpy").store()
+    ui_list = _mod("ui_generations")
+    image = bpy.data.images.new("thumb", 40, 20)
+    image.generated_type = "COLOR_GRID"
+    image.filepath_raw = str(tmp_path / "thumb.png")
+    image.file_format = "PNG"
+    image.save()
+    record = gens.GenerationRecord(
+        task_uuid="0c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f",
+        prompt="a lamp",
+        status="SUCCESS",
+        created_at=time.time(),
+        preview_file=str(tmp_path / "thumb.png"),
+    )
+    store.upsert(record)
+    try:
+        pcoll = ui_list._previews["collection"]
+        assert ui_list.thumbnail_icon(record.task_uuid) == 0  # nothing decoded yet: drawing shows the icon
+        ui_list.load_thumbnails()  # the panel's timer (timers never fire in the bpy module): hands it over
+        assert record.task_uuid not in pcoll, "decoded on the main thread"
+        deadline = time.monotonic() + 10
+        while record.task_uuid not in pcoll and time.monotonic() < deadline:
+            time.sleep(0.02)
+            ui_list.load_thumbnails()
+        # (icon ids need a GPU: without a window they stay 0; the picture itself is there)
+        preview = pcoll[record.task_uuid]
+        assert tuple(preview.image_size) == (40, 20)
+    finally:
+        store.remove(record.task_uuid)
