@@ -124,7 +124,8 @@ def capture_view(context: bpy.types.Context, *, camera: bool = False) -> Prepare
         projection = space.region_3d.window_matrix.copy()
         name = "3D viewport"
     pixels = _draw_offscreen(context, space, region, width, height, view_matrix, projection)
-    return _save_pixels(pixels, width, height, "capture", name)
+    # The file's name is what My Generations and the new collection are called after.
+    return _save_pixels(pixels, width, height, "camera-view" if camera else "viewport-capture", name)
 
 
 # -- helpers -----------------------------------------------------------------------------------------

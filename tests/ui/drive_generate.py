@@ -610,6 +610,50 @@ def compare_with_screenshot(uploaded: Path) -> dict[str, Any]:
     }
 
 
+class UITEST_PT_account(bpy.types.Panel):
+    """The driver's panel showing what the add-on's preferences show of the account (draw_account)."""
+
+    bl_label = "Account (as in the preferences)"
+    bl_idname = "UITEST_PT_account"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Triverse"
+    bl_order = -1  # first in the tab: the sidebar is long by now
+
+    def draw(self, context: Any) -> None:
+        mod("ui_generate").draw_account(self.layout, context)
+
+
+def scenario_account() -> Step:
+    """The account box of the preferences: fetched in the background on its first draw, then shown."""
+    server: StandinServer = STATE["server"]
+    out: dict[str, Any] = {}
+    RESULT["account"] = out
+    ui = mod("ui_generate")
+    ui.ACCOUNT.forget()
+    before = len(server.requests_for("/users/me"))
+    bpy.utils.register_class(UITEST_PT_account)
+    redraw_all()
+    yield from wait_for(lambda: ui.ACCOUNT.value, 10.0, "the account")
+    for _ in range(10):  # more redraws: the account is kept, not fetched again
+        redraw_all()
+        yield 0.05
+    account = ui.ACCOUNT.value
+    out.update(
+        {
+            "email": account.email,
+            "plan": account.plan_name,
+            "balance": account.balance,
+            "service_available": server.gen.available,
+            "requests": len(server.requests_for("/users/me")) - before,
+        }
+    )
+    yield 0.5
+    screenshot("generate-account.png")
+    bpy.utils.unregister_class(UITEST_PT_account)
+    log(f"account: {out}")
+
+
 def scenario_steps() -> Step:
     yield 0.5
     yield from open_triverse_tab()
@@ -620,6 +664,7 @@ def scenario_steps() -> Step:
         scenario_stop_watching,
         scenario_short_balance,
         scenario_viewport_capture,
+        scenario_account,
     ):
         try:
             yield from scenario()

@@ -197,3 +197,11 @@ def test_viewport_capture_uploads_a_png(run: Run) -> None:
     assert cap["capture_vs_screenshot"]["alpha_min"] == 1.0
     assert cap["camera_capture"] == cap["render_size"], "the camera's view follows the render size"
     check_screenshot(run, "generate-image.png")
+
+
+def test_account_shown_as_in_the_preferences(run: Run) -> None:
+    account = run.section("account")
+    assert (account["email"], account["plan"]) == ("artist@example.com", "Pro")
+    assert account["balance"] == account["service_available"]
+    assert account["requests"] == 1, "fetched once on the first draw, then kept"
+    check_screenshot(run, "generate-account.png")
