@@ -618,7 +618,7 @@ class UITEST_PT_account(bpy.types.Panel):
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "Triverse"
-    bl_order = -1  # first in the tab: the sidebar is long by now
+    bl_order = 2000
 
     def draw(self, context: Any) -> None:
         mod("ui_generate").draw_account(self.layout, context)
@@ -648,7 +648,14 @@ def scenario_account() -> Step:
             "requests": len(server.requests_for("/users/me")) - before,
         }
     )
-    yield 0.5
+    win, _, _, sidebar = view3d()
+    x, y = sidebar.x + 3, sidebar.y + sidebar.height // 2  # the margin left of the panels: no button there
+    win.event_simulate(type="MOUSEMOVE", value="NOTHING", x=x, y=y)
+    for _ in range(25):  # scroll the sidebar down to its last panel, as a user would with the wheel
+        win.event_simulate(type="WHEELDOWNMOUSE", value="PRESS", x=x, y=y)
+        yield 0.02
+    park_pointer()
+    yield 0.8
     screenshot("generate-account.png")
     bpy.utils.unregister_class(UITEST_PT_account)
     log(f"account: {out}")
