@@ -565,7 +565,7 @@ def draw_account(layout: bpy.types.UILayout, context: bpy.types.Context) -> None
     """The Triverse account of the key in effect (balance, plan), fetched off the main thread and kept."""
     box = layout.box()
     row = box.row()
-    row.label(text="Triverse Account", icon="USER")
+    row.label(text="Account", icon="USER")
     row.operator(TRIVERSE_OT_account_refresh.bl_idname, text="Refresh", icon="FILE_REFRESH")
     key, _settings, why_not = account_key(context)
     if why_not:

@@ -33,8 +33,7 @@ def title(record: object) -> str:
     prompt = str(getattr(record, "prompt", "") or "").strip()
     if prompt:
         return prompt
-    image = str(getattr(record, "image_name", "") or "")
-    return f"Image {image}" if image else "Generation"
+    return str(getattr(record, "image_name", "") or "") or "Generation"
 
 
 def when(epoch: float, now: float | None = None) -> str:
@@ -160,7 +159,8 @@ def draw_row(box: bpy.types.UILayout, record: object, watched: bool = True) -> N
         col = split.column(align=True)
     else:
         col = box.column(align=True)
-    col.label(text=title(record), icon="NONE" if icon else "SHADERFX")
+    from_image = not str(getattr(record, "prompt", "") or "").strip()
+    col.label(text=title(record), icon="NONE" if icon else ("IMAGE_DATA" if from_image else "SHADERFX"))
     status = str(getattr(record, "status", ""))
     line = col.row()
     line.alert = status in ("FAILED", "CANCELLED")
