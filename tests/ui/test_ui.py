@@ -33,7 +33,7 @@ SCREENSHOTS = ROOT / "build" / "ui-screenshots"
 SCREEN = "1600x900x24"
 RUN_TIMEOUT = 180.0  # seconds for the whole driver run before it is killed
 QUIT_LIMIT = 10.0  # seconds from the quit request to Blender's exit
-CANCEL_LIMIT_MS = 1000.0
+CANCEL_MODAL_CALLS = 10  # the modal's calls from the press until the job is gone (counted, never timed)
 REDRAWS_PER_SECOND = 4  # the add-on's redraw budget (operators.REDRAW_STEP), counted, never timed
 UI_PACKAGES = "blender xvfb xauth python3-requests python3-numpy"
 
@@ -326,7 +326,10 @@ def test_cancel(run: Run, how: str) -> None:
     """4: a stalled download cancelled with Esc over the 3D view, or with the panel's Cancel operator."""
     cancel = run.section(f"cancel_{how}", "latency_ms", "part_files_after")
     assert cancel["part_files_before_cancel"], "the download never wrote a partial file: nothing was cancelled"
-    assert cancel["latency_ms"] < CANCEL_LIMIT_MS, cancel
+    # How soon, counted in the add-on's own modal calls (a timer tick or an event each), not in ms: a
+    # loaded machine stretches the ms (latency_ms is in result.json for the benchmark), not the count.
+    calls = [c for c in cancel["addon_calls_after_press"] if c[2] == "operators.modal" and c[0] <= cancel["latency_ms"]]
+    assert 1 <= len(calls) <= CANCEL_MODAL_CALLS, cancel
     assert cancel["job_phase"] == "cancelled" and cancel["job_error"] == "Cancelled", cancel
     assert cancel["objects_added"] == 0 and cancel["tagged_objects"] == 0 and cancel["collection"] is False
     assert cancel["part_files_after"] == [], cancel
