@@ -65,7 +65,7 @@ StatusCallback = Callable[[TaskStatus], None]
 
 @dataclass
 class Generated:
-    """A finished generation: the task as created, its last status, and the model ready to import."""
+    """A finished generation: the task as created and the model ready to import."""
 
     created: generation.Created
     asset: core.Asset

@@ -5,9 +5,11 @@ Names the panels rely on (ui_generations.py):
   `<extension user folder>/generations.json` (never in the .blend, never the key).
 - `generations_bpy.watching()` -> the task UUIDs watched again since start (no job in the sidebar for them).
 - `generate_core.GenerateJob` (`job.kind == "generate"`) among `core.Job.active()`: the generations the
-  sidebar is watching now; `job.created` (queue position, estimated wait, cost) once the task exists.
+  sidebar is watching now; `job.request` (a `generation.GenerationRequest`), `job.task_uuid` and
+  `job.created` (queue position, estimated wait, cost) once the task exists, `job.status` as it runs.
 - Row operators: `triverse.generation_import`, `triverse.generation_again`, `triverse.generation_copy_uuid`,
-  `triverse.generation_stop` (each with `task_uuid`); `triverse.generate` for the Generate button.
+  `triverse.generation_stop` (each with `task_uuid`; Stop also takes `job.key` before the task exists);
+  `triverse.generate` for the Generate button.
 """
 
 from __future__ import annotations
