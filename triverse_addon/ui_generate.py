@@ -372,7 +372,7 @@ class TRIVERSE_PT_generate(bpy.types.Panel):
         st = state(context)
         found = problems(st, context)
         if found is None:  # changed outside the panel (or first draw): checked on the next tick
-            _schedule_validation()
+            _after_draw("validate")
             found = {}
         layout.row().prop(st, "mode", expand=True)
         col = layout.column(align=False)
@@ -460,7 +460,7 @@ def draw_price(layout: bpy.types.UILayout, context: bpy.types.Context) -> str:
         return ""
     if not QUOTE.current(key):
         if not QUOTE.busy:
-            want_quote(context)  # nothing asked yet (first draw, key or URL changed): schedule, never call
+            _after_draw("quote")  # nothing asked yet (first draw, key or URL changed): asked from a timer
         col.label(text="Checking the price...", icon="SORTTIME")
         return ""
     if QUOTE.error is not None:
@@ -540,22 +540,32 @@ def draw_job(box: bpy.types.UILayout, job: core.Job) -> None:
         note.label(text="keeps running on Triverse.")
 
 
-def _schedule_validation() -> None:
-    """Check the options on the next timer tick (a first draw, or a change made by a script)."""
-
-    def run() -> None:
-        context = bpy.context
-        wm = context.window_manager
-        if wm is not None and hasattr(wm, "triverse_generate"):
-            validate(wm.triverse_generate)
-            redraw()
-
-    if not bpy.app.timers.is_registered(_validation_timer["fn"]):
-        _validation_timer["fn"] = run
-        bpy.app.timers.register(run, first_interval=0.0)
+def _after_draw(what: str) -> None:
+    """Do `what` ("validate", "quote", "account") on the next timer tick, once: drawing only reads, and
+    resolving the settings may create the library folder (never from draw())."""
+    _due.add(what)
+    if not bpy.app.timers.is_registered(_run_due):
+        bpy.app.timers.register(_run_due, first_interval=0.0)
 
 
-_validation_timer: dict[str, Callable[[], None]] = {"fn": lambda: None}
+def _run_due() -> None:
+    """Timer: what drawing found missing (a first draw, or a change made by a script)."""
+    context = bpy.context
+    wm = context.window_manager
+    due = set(_due)
+    _due.clear()
+    if wm is None or not hasattr(wm, "triverse_generate"):
+        return
+    if "validate" in due:
+        validate(wm.triverse_generate)
+        redraw()
+    if "quote" in due:
+        want_quote(context)
+    if "account" in due:
+        want_account(context)
+
+
+_due: set[str] = set()
 
 
 # -- account in the preferences -------------------------------------------------------------------
@@ -573,7 +583,7 @@ def draw_account(layout: bpy.types.UILayout, context: bpy.types.Context) -> None
         return
     if not ACCOUNT.current(key):
         if not ACCOUNT.busy:
-            want_account(context)  # the first draw schedules the fetch; it never waits for it
+            _after_draw("account")  # the first draw has it fetched (from a timer); it never waits for it
         box.label(text="Fetching the account...", icon="SORTTIME")
         return
     if ACCOUNT.error is not None:
@@ -707,6 +717,9 @@ def unregister() -> None:
         prepared.cleanup()
     _temp_images.clear()
     _seen_jobs.clear()
+    if bpy.app.timers.is_registered(_run_due):
+        bpy.app.timers.unregister(_run_due)
+    _due.clear()
     QUOTE.forget()
     ACCOUNT.forget()
     _checked["key"] = None
