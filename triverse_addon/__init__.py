@@ -18,9 +18,9 @@ bl_info = {
 
 def _modules():  # type: ignore[no-untyped-def]
     # Imported here, not at the top, so that `import triverse_addon.client` works without Blender.
-    from . import generations_bpy, operators, ops_generate, preferences, ui
+    from . import generations_bpy, operators, ops_generate, preferences, ui, ui_generate, ui_generations
 
-    return (preferences, operators, ops_generate, generations_bpy, ui)
+    return (preferences, operators, ops_generate, generations_bpy, ui, ui_generate, ui_generations)
 
 
 def register() -> None:

@@ -121,7 +121,7 @@ class TRIVERSE_PT_import(bpy.types.Panel):
         op.wait = state.wait
         layout.prop(state, "wait")
 
-        for job in core.Job.active():
+        for job in [j for j in core.Job.active() if getattr(j, "kind", "") != "generate"]:  # in Generate's panel
             box = layout.box()
             row = box.row()
             row.label(text=f"Task {job.task_uuid[:8]}", icon="URL")
