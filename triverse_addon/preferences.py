@@ -133,7 +133,7 @@ class TRIVERSE_AP_preferences(bpy.types.AddonPreferences):
     )
 
     def draw(self, context: bpy.types.Context) -> None:
-        """Key and URL with what is in effect, network, library."""
+        """Key and URL with what is in effect, network, library, the account."""
         layout = self.layout
         settings = config.resolve(self.api_key, self.base_url)
 
@@ -168,6 +168,10 @@ class TRIVERSE_AP_preferences(bpy.types.AddonPreferences):
         row = sub.row()
         row.operator("triverse.library_open", icon="FILEBROWSER")
         row.operator("triverse.library_clear", icon="TRASH")
+
+        from .ui_generate import draw_account  # here: ui_generate imports this module
+
+        draw_account(layout, context)
 
 
 classes = (TRIVERSE_AP_preferences,)

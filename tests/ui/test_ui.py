@@ -156,7 +156,7 @@ def _publish(out: Path) -> None:
     """Screenshots, result.json and the log where a human can look at them."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for old in SCREENSHOTS.glob("*"):
-        if old.is_file():
+        if old.is_file() and not old.name.startswith("generate-"):  # the Generate tier's own
             old.unlink()
     for name in ("result.json", "exit.json", "blender.log", *(p.name for p in out.glob("*.png"))):
         if (out / name).is_file():
