@@ -37,7 +37,7 @@ API_KEY = "ui-test-key"
 PROBE_INTERVAL = 0.001
 FOLLOW_UP_SECONDS = 0.2  # a sidebar draw this soon after the previous one is Blender's own follow-up
 MEASURE_SECONDS = 2.2  # length of each measured window (baseline and during the download)
-SLOW_SECONDS = 4.5  # how long the "slow" download takes
+SLOW_SECONDS = 5.5  # how long the "slow" download takes
 MODEL_PADDING = 3_000_000  # bytes of unused buffer added to the GLB (a ~3.3 MB file that imports fast)
 STALL_AFTER = 200_000  # bytes a stalled download sends before it stops
 
@@ -509,12 +509,13 @@ class Probe:
             regions = sorted(region for t, region in drawn if a < t <= b)
             if "UI" in regions:
                 # Blender draws a sidebar once more, on its own, right after a draw that changed a panel's
-                # size (a job box or the preview appeared): that follow-up is Blender's, not the add-on's.
+                # size (a job box or the preview appeared), and again for each frame while the panels below
+                # (Generate, My Generations) slide into place: those follow-ups are Blender's, not the
+                # add-on's. (The add-on's own rate is still checked on every draw: `region_redraws`.)
                 if a - last_ui < FOLLOW_UP_SECONDS:
                     regions.remove("UI")
                     follow_ups += 1
-                else:
-                    last_ui = b
+                last_ui = b
             per_gap.append(regions)
         worst = max(per_gap, key=len, default=[])
         worst_at = next((a for a, g in zip(self.ticks, per_gap, strict=False) if g is worst), None)
