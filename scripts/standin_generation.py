@@ -22,6 +22,7 @@ import struct
 import threading
 import time
 import uuid as uuidlib
+import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,6 +52,17 @@ def cost_for(flow: str, params: dict[str, Any]) -> int:
     if params.get("turbo"):
         cost -= 10
     return cost
+
+
+def preview_png(size: int = 32) -> bytes:
+    """A small real PNG (an RGB gradient), as a generated task's preview picture."""
+    rows = b"".join(b"\x00" + bytes(v for x in range(size) for v in (x * 8, y * 8, 128)) for y in range(size))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
 def minimal_glb() -> bytes:
@@ -256,7 +268,8 @@ class Generation:
         queue = {"is_queued": True, "position": 2, "estimated_wait_seconds": round(step * 6, 3)}
         source = self.generated_asset if self.generated_asset is not None else minimal_glb()
         ext = Path(str(source)).suffix.lstrip(".") if not isinstance(source, bytes) else "glb"
-        self.owner.add(task_uuid, source, ext=ext or "glb", status="QUEUED", progress=0, flow_name=flow, queue=queue)
+        self.owner.add(task_uuid, source, ext=ext or "glb", status="QUEUED", progress=0, flow_name=flow, queue=queue,
+                       preview=preview_png())  # fmt: skip
         final = (plan.outcome, 100 if plan.outcome == "SUCCESS" else 95, None)
         steps = [
             ("QUEUED", 0, {"is_queued": True, "position": 1, "estimated_wait_seconds": round(step * 5, 3)}),

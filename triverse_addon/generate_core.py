@@ -160,7 +160,31 @@ def finish_task(
 
     # The silence limit is read now, not when watch was imported, so a test can shorten it.
     watch.wait_for_success(client, task_uuid, timeout, seen, use_socket=use_socket, silence=watch.SILENCE_SECONDS)
-    return core.obtain_asset(client, task_uuid, library, progress=progress)
+    asset = core.obtain_asset(client, task_uuid, library, progress=progress)
+    if store is not None:
+        keep_preview_later(client, task_uuid, store)
+    return asset
+
+
+def keep_preview_later(client: TriverseClient, task_uuid: str, store: GenerationStore) -> threading.Thread:
+    """The task's preview, for My Generations' thumbnail: fetched after the model (never delaying it), on a
+    thread with a client of its own, into the store's folder; the record then names it. Only a picture:
+    any failure leaves the row without one."""
+
+    def fetch() -> None:
+        with TriverseClient(client.settings, online_access=client.online_access) as own:
+            path = core.fetch_preview(own, task_uuid, store.path.parent / "previews")
+        if path is None:
+            return
+        try:
+            if store.update(task_uuid, preview_file=str(path)) is None:
+                path.unlink(missing_ok=True)  # the row was removed meanwhile
+        except errors.StorageError:
+            path.unlink(missing_ok=True)
+
+    thread = threading.Thread(target=fetch, name=f"triverse-preview-{task_uuid[:8]}", daemon=True)
+    thread.start()
+    return thread
 
 
 def generate(

@@ -9,6 +9,7 @@ starts empty: a damaged list never stops Blender.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -151,6 +152,17 @@ class GenerationStore:
             self._records[record.task_uuid] = record
             self._trim()
             self._write()
+
+    def update(self, task_uuid: str, **fields: Any) -> GenerationRecord | None:
+        """Change some fields of a kept record in one step (no other writer's change is lost); None if unknown."""
+        with self._lock:
+            self._ensure_loaded()
+            record = self._records.get(task_uuid)
+            if record is None:
+                return None
+            self._records[task_uuid] = record = dataclasses.replace(record, **fields)
+            self._write()
+            return record
 
     def remove(self, task_uuid: str) -> bool:
         """Forget a task; True if it was kept."""

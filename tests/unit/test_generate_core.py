@@ -126,3 +126,21 @@ def test_nothing_is_sent_without_online_access(fast, make_settings, tmp_path: Pa
     )
     assert isinstance(outcomes[0].result, errors.OnlineAccessDisabled)
     assert fast.requests == []
+
+
+def test_a_finished_generation_keeps_its_preview_for_my_generations(fast, settings, tmp_path):
+    from triverse_addon import thumbnail
+    from triverse_addon.client import TriverseClient
+
+    store = GenerationStore(tmp_path / "generations.json")
+    with TriverseClient(settings) as client:
+        done = generate_core.generate(client, generation.GenerationRequest(prompt="a chair"), "order-1", store=store)
+    done.asset.cleanup()
+    uuid = done.created.task_uuid
+    deadline = time.monotonic() + 10  # the preview comes after the model, on a thread of its own
+    while not (store.get(uuid) and store.get(uuid).preview_file) and time.monotonic() < deadline:  # type: ignore[union-attr]
+        time.sleep(0.02)
+    preview = Path(store.get(uuid).preview_file)  # type: ignore[union-attr]
+    assert preview.parent == tmp_path / "previews" and preview.is_file()
+    assert thumbnail.decode_png(preview.read_bytes()) is not None  # a real picture the panel can show
+    assert store.get(uuid).status == "SUCCESS"  # type: ignore[union-attr]  # the record's other fields kept
