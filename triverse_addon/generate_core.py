@@ -55,6 +55,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+READ_AFTER_WRITE_SECONDS = 5.0  # how long a just-created task may answer 404 before it is visible
 WATCH_TIMEOUT = 3600.0  # seconds a generation is watched before giving up (it keeps running on the service)
 PROMPT_IN_NAME = 24  # characters of the prompt in a collection's name
 MAX_NAME_BYTES = 63  # Blender's limit for a data-block name
@@ -159,7 +160,20 @@ def finish_task(
             on_status(status)
 
     # The silence limit is read now, not when watch was imported, so a test can shorten it.
-    watch.wait_for_success(client, task_uuid, timeout, seen, use_socket=use_socket, silence=watch.SILENCE_SECONDS)
+    # Right after a creation the service may not show the task yet (its answer can name a
+    # "read_after_write" deadline, undocumented beyond that): a 404 then means "not yet", for a while.
+    visible_by = time.monotonic() + READ_AFTER_WRITE_SECONDS
+    while True:
+        try:
+            watch.wait_for_success(
+                client, task_uuid, timeout, seen, use_socket=use_socket, silence=watch.SILENCE_SECONDS
+            )
+            break
+        except errors.TaskNotFound:
+            if time.monotonic() >= visible_by:
+                raise
+            if client.cancel_event.wait(0.5):
+                raise errors.Cancelled("Stopped watching.") from None
     asset = core.obtain_asset(client, task_uuid, library, progress=progress)
     if store is not None:
         keep_preview_later(client, task_uuid, store)

@@ -144,3 +144,13 @@ def test_a_finished_generation_keeps_its_preview_for_my_generations(fast, settin
     assert preview.parent == tmp_path / "previews" and preview.is_file()
     assert thumbnail.decode_png(preview.read_bytes()) is not None  # a real picture the panel can show
     assert store.get(uuid).status == "SUCCESS"  # type: ignore[union-attr]  # the record's other fields kept
+
+
+def test_a_just_created_task_the_service_does_not_show_yet_is_waited_for(fast, settings):
+    from triverse_addon.client import TriverseClient
+
+    fast.fail("not_found", times=2, on="status")  # read-after-write: the first looks answer 404
+    with TriverseClient(settings) as client:
+        done = generate_core.generate(client, generation.GenerationRequest(prompt="a chair"), "order-2")
+    assert done.created.task_uuid in fast.created and done.asset.path.is_file()
+    done.asset.cleanup()
