@@ -14,7 +14,6 @@ Names the panels rely on (ui_generations.py):
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 
@@ -52,7 +51,7 @@ def mark_imported(task_uuid: str) -> None:
     record = store().get(task_uuid)
     if record is not None and not record.imported:
         try:
-            store().upsert(dataclasses.replace(record, imported=True))
+            store().update(task_uuid, imported=True)  # in one step: a preview may be recorded meanwhile
         except errors.StorageError as exc:  # only a mark in a list: the import itself went well
             log.warning("%s", exc)
 
