@@ -7,7 +7,9 @@
 3. starts the local stand-in for the Triverse service on loopback, serving it as a finished task;
 4. imports the task with scripts/batch_import.py, exactly as a user would (a separate process,
    key and URL from TRIVERSE_API_KEY / TRIVERSE_API_URL), which saves a .blend;
-5. renders that .blend with Cycles on the CPU to a PNG; prints both paths.
+5. renders that .blend with Cycles on the CPU to a PNG;
+6. generates a model from a prompt with scripts/generate.py (priced first, watched live over the
+   stand-in's WebSocket, imported when done) into a second .blend; prints the paths.
 """
 
 from __future__ import annotations
@@ -82,7 +84,9 @@ def main() -> int:
 
     task = str(uuid.uuid4())
     blend, png = out / "demo.blend", out / "demo.png"
-    with StandinServer(api_key="demo-key") as server:
+    generated, report = out / "generated.blend", out / "generate-report.json"
+    # The stand-in "generates" the same sample model, through its queue and progress timeline.
+    with StandinServer(api_key="demo-key", generated_asset=asset, timeline_step=0.3, record_watch=True) as server:
         server.add(task, asset)
         print(f"[demo] local stand-in for Triverse at {server.base_url}, task {task}", flush=True)
         env = {
@@ -98,14 +102,27 @@ def main() -> int:
         )
         code = subprocess.run(cmd, env=env, check=False).returncode
         seen = [r for r in server.requests if "/tasks/download/" in r.path]
+        if code != 0:
+            print(f"[demo] the import failed (exit code {code})", file=sys.stderr)
+            return code
+        print(f"[demo] the stand-in served {len(seen)} download request(s)", flush=True)
+
+        # The round trip: generate from a prompt, priced first, watched live, imported when done.
+        prompt = "a monkey on a pedestal"
+        cmd = [sys.executable, str(ROOT / "scripts" / "generate.py"), "--output", str(generated),
+               "--max-credits", "100", "--report", str(report), prompt]  # fmt: skip
+        print(f'[demo] $ python scripts/generate.py --output {generated} --max-credits 100 "{prompt}"', flush=True)
+        code = subprocess.run(cmd, env=env, check=False).returncode
+        watched = len([r for r in server.requests if "/tasks/watch/" in r.path])
     if code != 0:
-        print(f"[demo] the import failed (exit code {code})", file=sys.stderr)
+        print(f"[demo] the generation failed (exit code {code})", file=sys.stderr)
         return code
-    print(f"[demo] the stand-in served {len(seen)} download request(s)", flush=True)
+    print(f"[demo] the task was watched live over {watched} WebSocket connection(s)", flush=True)
     render(blend, png, args.samples, (640, 480))
     print(f"\n[demo] done in {time.perf_counter() - started:.0f} s")
     print(f"[demo] scene:  {blend}")
     print(f"[demo] render: {png}")
+    print(f"[demo] generated from a prompt: {generated} (report: {report})")
     return 0
 
 
