@@ -168,8 +168,10 @@ class GenerationStore:
         """Forget a task; True if it was kept."""
         with self._lock:
             self._ensure_loaded()
-            if self._records.pop(task_uuid, None) is None:
+            record = self._records.pop(task_uuid, None)
+            if record is None:
                 return False
+            self._forget_preview(record)
             self._write()
             return True
 
@@ -183,7 +185,16 @@ class GenerationStore:
         if len(self._records) <= self.cap:
             return
         keep = sorted(self._records.values(), key=lambda r: r.created_at, reverse=True)[: self.cap]
+        kept = {r.task_uuid for r in keep}
+        for record in self._records.values():
+            if record.task_uuid not in kept:
+                self._forget_preview(record)
         self._records = {r.task_uuid: r for r in sorted(keep, key=lambda r: r.created_at)}
+
+    def _forget_preview(self, record: GenerationRecord) -> None:
+        """Remove a record's preview picture when it is one this store kept (in its own folder)."""
+        if record.preview_file and Path(record.preview_file).parent == self.path.parent / "previews":
+            Path(record.preview_file).unlink(missing_ok=True)
 
     def _write(self) -> None:
         doc = {"version": FORMAT_VERSION, "generations": [r.to_json() for r in self._records.values()]}

@@ -116,3 +116,25 @@ def test_the_key_is_never_in_the_file(path: Path) -> None:
     store.upsert(data)  # a record built from a dict holding a key drops the key
     assert KEY not in path.read_text()
     assert set(json.loads(path.read_text())["generations"][0]) == set(record(1).to_json())
+
+
+def test_a_removed_or_trimmed_record_takes_its_preview_with_it(tmp_path):
+    from triverse_addon.generations import GenerationRecord, GenerationStore
+
+    store = GenerationStore(tmp_path / "generations.json", cap=2)
+    previews = tmp_path / "previews"
+    previews.mkdir()
+    elsewhere = tmp_path / "mine.png"  # a file the store did not make is never removed
+    elsewhere.write_bytes(b"x")
+    files = []
+    for i, uuid in enumerate(("a", "b", "c")):
+        path = previews / f"{uuid}.preview"
+        path.write_bytes(b"png")
+        files.append(path)
+        store.upsert(GenerationRecord(task_uuid=uuid, created_at=float(i + 1), preview_file=str(path)))
+    assert not files[0].exists() and files[1].exists()  # "a", the oldest, was trimmed by the cap
+    store.remove("b")
+    assert not files[1].exists() and files[2].exists()
+    store.upsert(GenerationRecord(task_uuid="d", created_at=9.0, preview_file=str(elsewhere)))
+    store.remove("d")
+    assert elsewhere.exists()
