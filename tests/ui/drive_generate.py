@@ -38,6 +38,10 @@ SCRIPTS = ROOT / "scripts"
 if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the Import tier's driver helpers, beside this file
+
+from ui_common import redraw_all, view3d, wait_for  # the same helpers as the Import tier's driver
+
 import build  # scripts/build.py: the same staging the zip build and the other tiers use
 from standin_server import StandinServer
 
@@ -82,33 +86,6 @@ def mod(name: str) -> Any:
 
 def panel_state() -> Any:
     return bpy.context.window_manager.triverse_generate
-
-
-def view3d() -> tuple[Any, Any, Any, Any]:
-    """(window, 3D view area, its main region, its sidebar region)."""
-    win = bpy.context.window_manager.windows[0]
-    area = next(a for a in win.screen.areas if a.type == "VIEW_3D")
-    main = next(r for r in area.regions if r.type == "WINDOW")
-    sidebar = next(r for r in area.regions if r.type == "UI")
-    return win, area, main, sidebar
-
-
-def redraw_all() -> None:
-    for win in bpy.context.window_manager.windows:
-        for area in win.screen.areas:
-            area.tag_redraw()
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.03) -> Step:
-    """Yield to the event loop until `predicate()` is true; its value is the result."""
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
-        yield step
 
 
 def screenshot(name: str) -> str:
