@@ -2,7 +2,7 @@
 """Operators that generate a model from text or an image, and My Generations' row operators.
 
 `bpy.ops.triverse.generate(prompt="...", negative_prompt="", image_path="", mesh_only=False,
-polygon_limit=1000000, texture_size="1024", turbo=False, wait=True)` is synchronous (create, watch, import;
+polygon_limit=1000000, texture_size=1024, turbo=False, wait=True)` is synchronous (create, watch, import;
 `wait=False` returns once the task exists and reports its UUID); from the sidebar (`invoke`) it runs on a
 worker thread and Esc / `triverse.generation_stop` stop the watch (the task goes on on the service).
 Row operators, each with `task_uuid`: `triverse.generation_import`, `triverse.generation_again`,
@@ -14,15 +14,12 @@ from __future__ import annotations
 import os
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, IntProperty, StringProperty
 
 from . import core, errors, generate_core, generation, generations_bpy, preferences, scene_import
 from .client import TriverseClient
 from .modal_job import ModalJob
 from .operators import report_failure
-
-TEXTURE_SIZES = (("1024", "1024", "1024 x 1024 texture"), ("2048", "2048", "2048 x 2048 texture"),
-                 ("4096", "4096", "4096 x 4096 texture"))  # fmt: skip
 
 
 def import_generated(
@@ -85,11 +82,17 @@ class TRIVERSE_OT_generate(ModalJob, bpy.types.Operator):
         name="Polygon Limit",
         description="Most polygons in the model",
         default=1_000_000,
-        min=1_000,
-        max=1_500_000,
+        # Soft limits only: a value out of the service's range is refused with the reason (validate),
+        # never silently changed into another request.
+        soft_min=generation.POLYGON_RANGE[0],
+        soft_max=generation.POLYGON_RANGE[1],
         options={"SKIP_SAVE"},
     )
-    texture_size: EnumProperty(name="Texture Size", items=TEXTURE_SIZES, default="1024", options={"SKIP_SAVE"})
+    # An integer, as a script writes it (texture_size=2048); a size the service does not offer is refused with
+    # its reason before any request (GenerationRequest.validate), as the panel shows it under the field.
+    texture_size: IntProperty(
+        name="Texture Size", description="1024, 2048 or 4096 pixels", default=1024, options={"SKIP_SAVE"}
+    )
     turbo: BoolProperty(name="Turbo", description="Faster geometry, maybe lower quality", options={"SKIP_SAVE"})
     wait: BoolProperty(
         name="Wait",
@@ -108,7 +111,7 @@ class TRIVERSE_OT_generate(ModalJob, bpy.types.Operator):
             image_path=bpy.path.abspath(self.image_path) if self.image_path else "",
             mesh_only=self.mesh_only,
             polygon_limit=self.polygon_limit,
-            texture_size=int(self.texture_size),
+            texture_size=self.texture_size,
             turbo=self.turbo,
         )
 
@@ -257,7 +260,7 @@ class TRIVERSE_OT_generation_again(bpy.types.Operator):
                 image_path=record.image_path,
                 mesh_only=record.mesh_only,
                 polygon_limit=record.polygon_limit,
-                texture_size=str(record.texture_size),
+                texture_size=record.texture_size,
                 turbo=record.turbo,
                 allow_duplicate=True,
                 # The file itself when it is still there (a file_key may not be kept for ever), else its upload.

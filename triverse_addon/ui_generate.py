@@ -635,7 +635,7 @@ class TRIVERSE_OT_generate_from_panel(bpy.types.Operator):
                 image_path=req.image_path,
                 mesh_only=req.mesh_only,
                 polygon_limit=req.polygon_limit,
-                texture_size=str(req.texture_size),
+                texture_size=req.texture_size,
                 turbo=req.turbo,
             )
         except RuntimeError as exc:  # Generate reported it; a script gets it from here too

@@ -110,7 +110,7 @@ def test_image_from_a_file_is_uploaded_and_named_after_the_image(gen, standin, t
 
 
 def test_mesh_only_uses_the_mesh_flow(gen, standin):
-    assert bpy.ops.triverse.generate(prompt="a stone bench", mesh_only=True, texture_size="4096") == {"FINISHED"}
+    assert bpy.ops.triverse.generate(prompt="a stone bench", mesh_only=True, texture_size=4096) == {"FINISHED"}
 
     assert len(_posts(standin, "/tasks/text-to-mesh")) == 1 and not _posts(standin, "/tasks/text-to-model")
     task = gen.created[0]
@@ -204,6 +204,8 @@ def test_queue_full_still_so_after_retrying_is_one_sentence(gen, standin):
 
 def test_invalid_parameters_are_refused_before_any_request(gen, standin):
     _fails_cleanly("at least 3 characters", prompt="ab")
+    _fails_cleanly("texture size must be 1024, 2048 or 4096", prompt=PROMPT, texture_size=3000)
+    _fails_cleanly("polygon limit must be between", prompt=PROMPT, polygon_limit=500)  # said, not clamped
     assert standin.requests == []
 
 
