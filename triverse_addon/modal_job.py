@@ -7,6 +7,7 @@ redraw policy (one region per event-loop pass), Esc on the newest job, and the p
 
 from __future__ import annotations
 
+import collections
 import time
 
 import bpy
@@ -65,6 +66,9 @@ class _ProgressRedraw:
         self.at = 0.0
         self.next = "sidebar"
         self.stale: set[str] = set()
+        # (time.perf_counter(), place) of the latest redraws asked for: what the add-on itself asked,
+        # told apart from Blender's own follow-up draws (the window test tier counts these).
+        self.asked: collections.deque[tuple[float, str]] = collections.deque(maxlen=256)
 
     def tick(self, context: bpy.types.Context, changed: bool) -> None:
         """On a timer tick: note a change, and redraw one stale place if it is time."""
@@ -80,6 +84,7 @@ class _ProgressRedraw:
             for region in _sidebars(context):
                 region.tag_redraw()
         self.stale.discard(place)
+        self.asked.append((time.perf_counter(), place))
         self.at, self.next = now, "sidebar" if place == "statusbar" else "statusbar"
 
     def started(self, context: bpy.types.Context) -> None:

@@ -263,8 +263,12 @@ def test_one_region_redraw_per_pass_while_downloading(run: Run) -> None:
             f"{phase}: {counted['passes_with_two_or_more_regions']} event-loop passes redrew several regions, "
             f"e.g. {counted['regions_in_worst_pass']}"
         )
+    # The add-on's budget is checked on what it asked for; Blender adds draws of its own (a sidebar draw
+    # after a panel changed size, the panels below sliding into place), which the per-pass count above
+    # already tells apart.
     allowed = REDRAWS_PER_SECOND * during["window_ms"] / 1000 + 1
-    assert during["region_redraws"] <= allowed, f"{during['region_redraws']} redraws in {during['window_ms']} ms"
+    asked = during["addon_redraw_requests"]
+    assert 2 <= asked <= allowed, f"the add-on asked for {asked} redraws in {during['window_ms']} ms"
     assert during["viewport_redraws"] == 0, "the download redrew the 3D viewport"
 
 

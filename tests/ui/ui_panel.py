@@ -236,6 +236,9 @@ def scenario_slow() -> Step:
     probe.start()
     yield MEASURE_SECONDS
     during = probe.stop()
+    first, last = probe.ticks[0], probe.ticks[-1]
+    asked = [place for t, place in addon_module("modal_job").progress_redraw.asked if first <= t <= last]
+    during["addon_redraw_requests"] = len(asked)  # what the add-on asked, apart from Blender's own draws
     still_running = core.Job.get(task) is job
     stall["during"] = during
     stall.update(
