@@ -362,6 +362,8 @@ def _drive() -> None:
     def import_task(task: str) -> dict[str, Any]:
         bpy.ops.wm.read_homefile(use_empty=True)
         result = bpy.ops.triverse.import_task(task_uuid=task)
+        # The library records the model once hashed, after the import: wait for it, as a script would.
+        importlib.import_module(ADDON + ".library").wait_for_pending(10)
         objects = sorted(ob.name for ob in bpy.data.objects if ob.get("triverse_task_uuid") == task)
         return {"result": sorted(result), "objects": objects}
 
