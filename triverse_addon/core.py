@@ -41,6 +41,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CANCEL_GRACE = 0.5  # seconds a cancelled worker gets to report before the job is declared cancelled
+PREVIEW_GRACE = 0.5  # seconds the worker waits, at its end, for a preview still being fetched
 # A hyphenated UUID standing alone (not inside a longer word), as in a task page's address.
 _UUID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z-])[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}(?![0-9A-Za-z-])")
 
@@ -271,6 +272,7 @@ class Job:
         self._speed_mark = (time.monotonic(), 0)
         self._handed_over = False  # finish() was called (guarded by _active_lock)
         self._ended = False  # the worker has ended (guarded by _active_lock)
+        self._preview_done = False  # the preview thread has ended (guarded by _active_lock)
 
     # main thread -------------------------------------------------------------------------------
 
@@ -430,7 +432,7 @@ class Job:
 
     def _fetch_preview(self) -> None:
         try:
-            # A private folder (mkdtemp: mode 0700), removed when the job's worker ends.
+            # A private folder (mkdtemp: mode 0700), removed when both the worker and this thread have ended.
             self._preview_dir = Path(tempfile.mkdtemp(prefix="triverse-preview-"))
             path = fetch_preview(self.client, self.task_uuid, self._preview_dir)
             if path is None:
@@ -439,9 +441,19 @@ class Job:
                 pixels: thumbnail.Pixels | None = thumbnail.decode_png(path.read_bytes())
             except ValueError:
                 pixels = None  # not a PNG this can read: the panel shows no picture
+            self._events.put(("preview", (path, pixels)))
         except (errors.TriverseError, OSError):
             return  # only a picture (cancelled, or no room for it)
-        self._events.put(("preview", (path, pixels)))
+        finally:
+            self._preview_over()
+
+    def _preview_over(self) -> None:
+        """The preview thread's last act; whichever of it and the worker ends second removes the folder."""
+        with self._active_lock:
+            self._preview_done = True
+            last = self._ended
+        if last:
+            formats.remove_quietly(self._preview_dir)
 
     def _run(self) -> None:
         try:
@@ -459,16 +471,19 @@ class Job:
 
     def _end(self) -> None:
         """The worker's last act: stop the preview, remove its folder, close the session, leave the registry."""
-        if self._preview_thread is not None:
-            if self._preview_thread.is_alive():
-                self.client.abort()  # the model is in (or failed): its picture is no longer shown
-            self._preview_thread.join()
-        formats.remove_quietly(self._preview_dir)
-        self.client.close()
-        with self._active_lock:
-            self._ended = True
+        if self._preview_thread is not None and self._preview_thread.is_alive():
+            self.client.abort()  # the model is in (or failed): its picture is no longer shown
+            # A request still waiting for the preview host's first byte cannot be woken: it is not waited
+            # for longer than this (the job, and a new import of the task, would wait on a picture).
+            self._preview_thread.join(PREVIEW_GRACE)
+        with self._active_lock:  # one step: exactly one of this and _preview_over removes the folder
+            self._ended = True  # from here, a preview thread still running removes its folder itself
+            last = self._preview_done or self._preview_thread is None
             if self._handed_over:
                 self._unregister()
+        if last:
+            formats.remove_quietly(self._preview_dir)
+        self.client.close()
 
     def _unregister(self) -> None:
         if self._active.get(self.key) is self:
