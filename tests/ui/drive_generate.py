@@ -40,7 +40,7 @@ if str(SCRIPTS) not in sys.path:
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the Import tier's driver helpers, beside this file
 
-from ui_common import redraw_all, view3d, wait_for  # the same helpers as the Import tier's driver
+from ui_common import Runner, redraw_all, view3d, wait_for  # the same helpers as the Import tier's driver
 
 import build  # scripts/build.py: the same staging the zip build and the other tiers use
 from standin_server import StandinServer
@@ -659,34 +659,6 @@ def scenario_steps() -> Step:
             yield 0.5
 
 
-class Runner:
-    """Steps the scenario generator from a timer; always ends with result.json written and a quit."""
-
-    def __init__(self, steps: Step) -> None:
-        self.steps = steps
-        self.deadline = time.monotonic() + DEADLINE_SECONDS
-
-    def __call__(self) -> float | None:
-        if STATE["finished"]:
-            return None
-        if time.monotonic() > self.deadline:
-            RESULT["errors"].append(f"the driver's deadline of {DEADLINE_SECONDS:g} s passed")
-            finish()
-            return None
-        try:
-            delay = next(self.steps)
-        except StopIteration:
-            RESULT["ok"] = not RESULT["errors"]
-            finish()
-            return None
-        except Exception:
-            RESULT["errors"].append(traceback.format_exc())
-            print(RESULT["errors"][-1], file=sys.stderr, flush=True)
-            finish()
-            return None
-        return max(0.0, float(delay or 0.0))
-
-
 def finish() -> None:
     """Write result.json, stop the stand-in, then quit Blender from a fresh timer."""
     STATE["finished"] = True
@@ -714,4 +686,4 @@ except Exception:
     print(RESULT["errors"][-1], file=sys.stderr, flush=True)
     finish()
 else:
-    bpy.app.timers.register(Runner(scenario_steps()), first_interval=0.0)
+    bpy.app.timers.register(Runner(scenario_steps(), DEADLINE_SECONDS, RESULT, STATE, finish), first_interval=0.0)

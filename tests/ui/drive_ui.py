@@ -54,6 +54,7 @@ from ui_common import (
     STATE,
     T0,
     WORK,
+    Runner,
     addon_module,
     log,
     make_model,
@@ -174,34 +175,6 @@ def scenario_steps() -> Step:
         yield from scenario_quit()
 
 
-class Runner:
-    """Steps the scenario generator from a timer; always ends with result.json written and a quit."""
-
-    def __init__(self, steps: Step) -> None:
-        self.steps = steps
-        self.deadline = time.monotonic() + DEADLINE_SECONDS
-
-    def __call__(self) -> float | None:
-        if STATE["finished"]:
-            return None
-        if time.monotonic() > self.deadline:
-            RESULT["errors"].append(f"the driver's deadline of {DEADLINE_SECONDS:g} s passed")
-            finish()
-            return None
-        try:
-            delay = next(self.steps)
-        except StopIteration:
-            RESULT["ok"] = not RESULT["errors"]
-            finish()
-            return None
-        except Exception:
-            RESULT["errors"].append(traceback.format_exc())
-            print(RESULT["errors"][-1], file=sys.stderr, flush=True)
-            finish()
-            return None
-        return max(0.0, float(delay or 0.0))
-
-
 def finish() -> None:
     """Write result.json, then quit Blender (from a fresh timer, outside the scenario's own)."""
     STATE["finished"] = True
@@ -230,4 +203,4 @@ except Exception:
     print(RESULT["errors"][-1], file=sys.stderr, flush=True)
     finish()
 else:
-    bpy.app.timers.register(Runner(scenario_steps()), first_interval=0.0)
+    bpy.app.timers.register(Runner(scenario_steps(), DEADLINE_SECONDS, RESULT, STATE, finish), first_interval=0.0)

@@ -15,6 +15,7 @@ import struct
 import sys
 import tempfile
 import time
+import traceback
 import uuid as uuidlib
 import zlib
 from collections.abc import Callable, Generator, Iterable
@@ -567,3 +568,33 @@ ARGS.out = ARGS.out.resolve()
 ARGS.out.mkdir(parents=True, exist_ok=True)
 WORK = Path(tempfile.mkdtemp(prefix="work-", dir=ARGS.out))  # the model, the library, quit.blend
 LIBRARY_DIR = str(WORK / "library")
+
+
+class Runner:
+    """Steps a driver's scenario generator from a timer; always ends with its `finish` (result.json, quit)."""
+
+    def __init__(self, steps: Step, deadline_seconds: float, result: dict[str, Any], state: dict[str, Any],
+                 finish: Callable[[], None]) -> None:  # fmt: skip
+        self.steps, self.result, self.state, self.finish = steps, result, state, finish
+        self.deadline_seconds = deadline_seconds
+        self.deadline = time.monotonic() + deadline_seconds
+
+    def __call__(self) -> float | None:
+        if self.state["finished"]:
+            return None
+        if time.monotonic() > self.deadline:
+            self.result["errors"].append(f"the driver's deadline of {self.deadline_seconds:g} s passed")
+            self.finish()
+            return None
+        try:
+            delay = next(self.steps)
+        except StopIteration:
+            self.result["ok"] = not self.result["errors"]
+            self.finish()
+            return None
+        except Exception:
+            self.result["errors"].append(traceback.format_exc())
+            print(self.result["errors"][-1], file=sys.stderr, flush=True)
+            self.finish()
+            return None
+        return max(0.0, float(delay or 0.0))
