@@ -172,12 +172,12 @@ def run(args: argparse.Namespace, staging: list[Path]) -> int:
     output = (args.output or (Path(opened) if opened else Path("triverse-import.blend"))).resolve()
     check_output(output)
     addon = load_addon(staging)
-    batch = importlib.import_module(addon.__name__ + ".batch")
-    errors = importlib.import_module(addon.__name__ + ".errors")
-    preferences = importlib.import_module(addon.__name__ + ".preferences")
+    batch = importlib.import_module(addon.__name__ + ".blender.importing.batch")
+    errors = importlib.import_module(addon.__name__ + ".service.errors")
+    blender_addon = importlib.import_module(addon.__name__ + ".blender.common.addon")
     if bpy.app.version < (3, 6, 0):
         restore_numpy_bool()
-    if not preferences.online_access():
+    if not blender_addon.online_access():
         # Running a download script is the user's explicit request to go online (not saved to prefs).
         bpy.context.preferences.system.use_online_access = True
 

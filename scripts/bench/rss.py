@@ -50,8 +50,8 @@ def _proc_status() -> dict[str, int]:
 def worker_rss(spec: dict[str, Any]) -> None:
     """Download once; print the growth of the peak RSS over the RSS just before the download."""
     sys.path.insert(0, str(ROOT))
-    from triverse_addon.client import TriverseClient
-    from triverse_addon.config import Settings
+    from triverse_addon.service.api import TriverseClient
+    from triverse_addon.service.settings import Settings
 
     dest = Path(spec["dest"])
     client = TriverseClient(Settings(api_key=KEY, base_url=spec["base_url"]))

@@ -16,8 +16,8 @@ def bench_throughput(
 ) -> dict[str, Any]:
     """Client (in this process) against curl (its own process) on the same server process, pair by pair."""
     sys.path.insert(0, str(ROOT))
-    from triverse_addon.client import TriverseClient
-    from triverse_addon.config import Settings
+    from triverse_addon.service.api import TriverseClient
+    from triverse_addon.service.settings import Settings
 
     curl = ensure_curl()
     out: dict[str, Any] = {}

@@ -260,9 +260,9 @@ def _cost(srv: _Standin, module: str, windows: int) -> dict[str, Any]:
     """Main-thread work rate alone, beside a watch over the socket, beside polling; rotating order."""
     import importlib
 
-    watch = importlib.import_module(f"{module}.watch")
-    client_mod = importlib.import_module(f"{module}.client")
-    config = importlib.import_module(f"{module}.config")
+    watch = importlib.import_module(f"{module}.service.watch")
+    client_mod = importlib.import_module(f"{module}.service.api")
+    config = importlib.import_module(f"{module}.service.settings")
     settings = config.Settings(api_key=KEY, base_url=srv.base_url)
     rates: dict[str, list[float]] = {c: [] for c in CONDITIONS}
     cpu_rates: dict[str, list[float]] = {c: [] for c in CONDITIONS}

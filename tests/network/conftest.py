@@ -33,7 +33,7 @@ from support import missing_tool
 
 import build
 from standin_server import StandinServer
-from triverse_addon.config import Settings
+from triverse_addon.service.settings import Settings
 
 # The add-on's WebSocket client from the wheel the extension ships, as in the pure tier.
 sys.path.insert(0, str(build.fetch_wheels()[0]))

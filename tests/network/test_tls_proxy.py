@@ -12,8 +12,8 @@ import pytest
 import requests
 from conftest import KEY, SYSTEM_CA_STORE, Network
 
-from triverse_addon import core, errors
-from triverse_addon.client import TriverseClient
+from triverse_addon.service import errors, obtain
+from triverse_addon.service.api import TriverseClient
 
 CONNECT = re.compile(r"Request \(file descriptor \d+\): CONNECT (\S+) HTTP")
 
@@ -22,11 +22,11 @@ def _port(url: str) -> str:
     return url.split("://", 1)[1].split("/", 1)[0]
 
 
-def _obtain(settings, task: str, **kw) -> core.Asset:
-    library, warning = core.open_library(settings)
+def _obtain(settings, task: str, **kw) -> obtain.Asset:
+    library, warning = obtain.open_library(settings)
     assert library is not None, warning
     with TriverseClient(settings) as client:
-        return core.obtain_asset(client, task, library, **kw)
+        return obtain.obtain_asset(client, task, library, **kw)
 
 
 def _tunnels(net: Network) -> list[str]:
@@ -34,7 +34,7 @@ def _tunnels(net: Network) -> list[str]:
     return CONNECT.findall(net.proxy_log.new_text())
 
 
-def _assert_model(asset: core.Asset, model: bytes) -> None:
+def _assert_model(asset: obtain.Asset, model: bytes) -> None:
     assert asset.path.read_bytes() == model
     assert asset.size == len(model)
     assert asset.format == "glb" and not asset.from_library

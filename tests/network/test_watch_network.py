@@ -9,8 +9,8 @@ import threading
 import pytest
 from conftest import KEY, SYSTEM_CA_STORE, Network, make_model
 
-from triverse_addon import errors, watch
-from triverse_addon.client import TriverseClient
+from triverse_addon.service import errors, watch
+from triverse_addon.service.api import TriverseClient
 
 RUNNING = "0d7e5b3a-6c2f-4e81-9a4d-3b5c7e9f1a2b"
 CONNECT = re.compile(r"Request \(file descriptor \d+\): CONNECT (\S+) HTTP")

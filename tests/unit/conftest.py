@@ -18,8 +18,8 @@ import pytest
 
 import build
 from standin_server import StandinServer
-from triverse_addon.client import TriverseClient
-from triverse_addon.config import Settings
+from triverse_addon.service.api import TriverseClient
+from triverse_addon.service.settings import Settings
 
 # The add-on's WebSocket client, from the very wheel the extension ships (Blender installs it from the
 # extension; the pure tier imports it straight from the wheel file, which is a zip).

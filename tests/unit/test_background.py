@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from triverse_addon.background import Latest
+from triverse_addon.service.lookups import Latest
 
 
 class Clock:

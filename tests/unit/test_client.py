@@ -21,10 +21,9 @@ from typing import Any
 import pytest
 
 from standin_server import StandinServer
-from triverse_addon import client as client_module
-from triverse_addon import errors
-from triverse_addon.client import AssetInfo, TriverseClient
-from triverse_addon.config import Settings
+from triverse_addon.service import errors, transport
+from triverse_addon.service.api import AssetInfo, TriverseClient
+from triverse_addon.service.settings import Settings
 
 TASK = "92483a80-236c-4889-9a95-4c90bb64dfd8"
 OTHER = "0f8fad5b-d9cb-469f-a165-70867728950e"
@@ -162,7 +161,7 @@ def test_an_expired_signed_url_is_asset_expired(server: StandinServer, client: T
     ("mode", "error", "words"),
     [
         ("unauthorized", errors.AuthenticationFailed, "API key"),
-        ("forbidden", errors.AccessDenied, "credits"),
+        ("forbidden", errors.InsufficientCredits, "credits"),
         ("no_assets", errors.NoAsset, "no downloadable model"),
         ("expired", errors.AssetExpired, "expired"),
         ("server_error", errors.ServerError, "Persistence error"),
@@ -261,7 +260,7 @@ def test_rate_limited_forever_is_service_busy_in_bounded_time(
 def test_a_huge_retry_after_is_capped(
     server: StandinServer, client: TriverseClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(client_module, "MAX_RETRY_AFTER", 0.5)  # the real cap is 8 s: too long for a unit test
+    monkeypatch.setattr(transport, "MAX_RETRY_AFTER", 0.5)  # the real cap is 8 s: too long for a unit test
     server.fail("rate_limited", TASK, times=1, retry_after=3600)
     started = time.monotonic()
     client.download(TASK, tmp_path / "a.part")
@@ -329,7 +328,7 @@ def test_a_cut_small_body_is_incomplete(
 def test_wrong_bodies_with_200_are_downloaded_as_is(
     server: StandinServer, client: TriverseClient, tmp_path: Path, mode: str
 ) -> None:
-    # The client only moves bytes; formats.detect_format / core.obtain_asset refuse them (see test_core).
+    # The client only moves bytes; formats.detect_format / obtain.obtain_asset refuse them (see test_core).
     server.fail(mode, TASK)
     result = client.download(TASK, tmp_path / "a.part")
     data = (tmp_path / "a.part").read_bytes()

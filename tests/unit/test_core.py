@@ -1,4 +1,4 @@
-"""The one path from a task UUID to a local model file, and its worker and batch forms (core.py, config.py)."""
+"""The one path from a task UUID to a local model file, and its worker and batch forms (obtain.py, settings.py)."""
 
 from __future__ import annotations
 
@@ -20,11 +20,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from standin_server import StandinServer
-from triverse_addon import config, core, errors
-from triverse_addon.client import TriverseClient
-from triverse_addon.config import Settings
-from triverse_addon.core import Job, obtain_asset, obtain_many, parse_task_uuid
-from triverse_addon.library import Library
+from triverse_addon.service import errors, obtain
+from triverse_addon.service import settings as config
+from triverse_addon.service.api import TriverseClient
+from triverse_addon.service.import_batch import obtain_many
+from triverse_addon.service.jobs import Job
+from triverse_addon.service.library import Library
+from triverse_addon.service.obtain import obtain_asset
+from triverse_addon.service.settings import Settings
+from triverse_addon.service.task_ids import parse_task_uuid
 
 TASK = "92483a80-236c-4889-9a95-4c90bb64dfd8"
 GLTF = json.dumps({"asset": {"version": "2.0"}, "buffers": [{"uri": "model.bin", "byteLength": 8}]}).encode()
@@ -219,7 +223,7 @@ def test_a_kept_model_imports_offline(server: StandinServer, settings: Settings,
 # -- obtain_asset ----------------------------------------------------------------------------------
 
 
-def kept(asset: core.Asset) -> core.Asset:
+def kept(asset: obtain.Asset) -> obtain.Asset:
     """What a door does once the model is imported: clean up, and (here) wait for the library's record."""
     asset.cleanup()
     asset.wait_kept(10)
@@ -536,7 +540,7 @@ def test_a_job_runs_injected_work_under_its_own_key(server: StandinServer, setti
     busy = Job.start(settings, other, work=lambda job: (gate.wait(5), obtain_asset(job.client, other))[1])
     seen: list[str] = []
 
-    def create_then_obtain(job: Job) -> core.Asset:
+    def create_then_obtain(job: Job) -> obtain.Asset:
         job.claim_task(TASK)
         seen.append(job.task_uuid)
         try:
@@ -658,7 +662,7 @@ def test_obtain_many_overlaps_and_keeps_the_order(
     results = list(obtain_many(settings, eight, jobs=4))
     assert [task for task, _, _ in results] == eight
     assets = [outcome for _, outcome, _ in results]
-    assert all(isinstance(a, core.Asset) for a in assets), assets
+    assert all(isinstance(a, obtain.Asset) for a in assets), assets
     assert [a.task_uuid for a in assets] == eight  # type: ignore[union-attr]
     assert len({a.sha256 for a in assets}) == 8  # type: ignore[union-attr]
     arrivals = sorted(r.time for r in server.requests_for("/tasks/download/"))
@@ -694,7 +698,7 @@ def test_one_failing_task_does_not_stop_the_others(
     assert isinstance(by_task[eight[5]], errors.NotAModel)
     assert isinstance(by_task[unknown], errors.TaskNotFound)
     good = [t for t in tasks if t not in (eight[2], eight[5], unknown)]
-    assert all(isinstance(by_task[t], core.Asset) and by_task[t].path.is_file() for t in good)  # type: ignore[union-attr]
+    assert all(isinstance(by_task[t], obtain.Asset) and by_task[t].path.is_file() for t in good)  # type: ignore[union-attr]
     for t in good:
         kept(by_task[t])  # type: ignore[arg-type]
     assert sorted(e.task_uuid for e in library.entries()) == sorted(good)
@@ -707,7 +711,7 @@ def test_closing_the_batch_early_cancels_the_rest_and_cleans_up(
     server.fail("first_byte_delay", seconds=0.3)
     gen = obtain_many(settings, eight, jobs=2)
     task, first, _ = next(gen)
-    assert task == eight[0] and isinstance(first, core.Asset)
+    assert task == eight[0] and isinstance(first, obtain.Asset)
     started = time.monotonic()
     gen.close()
     assert time.monotonic() - started < 3

@@ -7,8 +7,8 @@ import traceback
 
 import pytest
 
-from triverse_addon import errors
-from triverse_addon.errors import error_for_response, parse_service_answer
+from triverse_addon.service import errors, http_errors
+from triverse_addon.service.http_errors import Asked, error_for, parse_service_answer
 
 TASK = "92483a80-236c-4889-9a95-4c90bb64dfd8"
 HOST = "api.triverse.ai"
@@ -37,7 +37,7 @@ def assert_sentence(text: str) -> None:
 
 
 def err(status: int, raw: bytes = b"", headers: dict[str, str] | None = None) -> errors.TriverseError:
-    return error_for_response(status, headers if headers is not None else JSON, raw, TASK, HOST)
+    return error_for(status, headers if headers is not None else JSON, raw, HOST, Asked(task_uuid=TASK))
 
 
 # -- one row per answer ------------------------------------------------------------------------
@@ -52,7 +52,7 @@ def test_401_is_authentication_failed_pointing_at_the_preferences() -> None:
 
 def test_403_with_code_2010_speaks_of_credits() -> None:
     e = err(403, body(2010, "Insufficient credits", "Top up"))
-    assert type(e) is errors.AccessDenied
+    assert type(e) is errors.InsufficientCredits
     assert "credits" in str(e)
     assert_sentence(str(e))
 
@@ -203,7 +203,7 @@ def test_a_huge_message_is_cut() -> None:
 
 def test_parse_documented_shape() -> None:
     a = parse_service_answer(body(2010, "Insufficient credits", "Top up your credits."), "application/json")
-    assert a == errors.ServiceAnswer(2010, "Insufficient credits", "Top up your credits.", "json")
+    assert a == http_errors.ServiceAnswer(2010, "Insufficient credits", "Top up your credits.", "json")
 
 
 def test_parse_detail_string() -> None:
@@ -240,7 +240,7 @@ def test_parse_html_by_content_type_or_by_sniffing() -> None:
 
 
 def test_parse_empty() -> None:
-    assert parse_service_answer(b"") == errors.ServiceAnswer()
+    assert parse_service_answer(b"") == http_errors.ServiceAnswer()
 
 
 # -- describe --------------------------------------------------------------------------------------

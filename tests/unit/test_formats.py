@@ -20,8 +20,8 @@ from conftest import zip_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from triverse_addon import errors, formats
-from triverse_addon.formats import detect_format, filename_from_disposition, safe_filename, sniff
+from triverse_addon.service import errors, formats
+from triverse_addon.service.formats import detect_format, filename_from_disposition, safe_filename, sniff
 
 GLTF_JSON = json.dumps(
     {"asset": {"generator": "Khronos glTF Blender I/O", "version": "2.0"}, "scene": 0, "scenes": [{"nodes": [0]}]},

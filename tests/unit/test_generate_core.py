@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from standin_server import StandinServer
-from triverse_addon import errors, generate_core, generation
-from triverse_addon.config import Settings
-from triverse_addon.generations import GenerationStore
+from triverse_addon.service import errors, generate, generate_batch, generation_request, obtain, rewatch
+from triverse_addon.service.api import TriverseClient
+from triverse_addon.service.generations_store import GenerationStore
+from triverse_addon.service.settings import Settings
 
 
 @pytest.fixture
@@ -30,20 +31,20 @@ def fast(server: StandinServer) -> StandinServer:
     ],
 )
 def test_collection_name_is_short_and_safe(prompt, image, expected):
-    assert generate_core.collection_name(prompt, "12345678-aaaa", image) == expected
+    assert generation_request.collection_name(prompt, "12345678-aaaa", image) == expected
 
 
 def test_collection_name_fits_blenders_63_bytes_without_cutting_a_character():
-    name = generate_core.collection_name("椅子" * 20, "12345678-aaaa")
+    name = generation_request.collection_name("椅子" * 20, "12345678-aaaa")
     assert len(name.encode()) <= 63 and name.endswith(" 12345678")
     name.encode().decode()  # whole characters only
 
 
 def test_the_same_request_has_the_same_key_and_generate_again_another():
-    a = generation.GenerationRequest(prompt="a chair")
-    assert generate_core.request_key(a) == generate_core.request_key(generation.GenerationRequest(prompt="a chair"))
-    assert generate_core.request_key(a) != generate_core.request_key(generation.GenerationRequest(prompt="a table"))
-    assert generate_core.request_key(a) != generate_core.request_key(a, allow_duplicate=True)
+    a = generation_request.GenerationRequest(prompt="a chair")
+    assert generate.request_key(a) == generate.request_key(generation_request.GenerationRequest(prompt="a chair"))
+    assert generate.request_key(a) != generate.request_key(generation_request.GenerationRequest(prompt="a table"))
+    assert generate.request_key(a) != generate.request_key(a, allow_duplicate=True)
 
 
 def test_generate_many_gives_results_in_order_and_records_every_task(fast, settings, tmp_path):
@@ -51,16 +52,16 @@ def test_generate_many_gives_results_in_order_and_records_every_task(fast, setti
     fast.gen.script_next("SUCCESS")
     fast.gen.script_next("FAILED", error="No mesh")
     fast.gen.script_next("SUCCESS")
-    requests = [generation.GenerationRequest(prompt=p) for p in ("a chair", "a vase", "ab", "a lamp")]
+    requests = [generation_request.GenerationRequest(prompt=p) for p in ("a chair", "a vase", "ab", "a lamp")]
 
-    outcomes = list(generate_core.generate_many(settings, requests, jobs=1, store=store))
+    outcomes = list(generate_batch.generate_many(settings, requests, jobs=1, store=store))
 
     assert [o.request.prompt for o in outcomes] == ["a chair", "a vase", "ab", "a lamp"]
     ok, failed, invalid, last = outcomes
-    assert isinstance(ok.result, generate_core.core.Asset) and ok.created is not None
+    assert isinstance(ok.result, obtain.Asset) and ok.created is not None
     assert isinstance(failed.result, errors.TaskFailed) and "No mesh" in str(failed.result)
     assert isinstance(invalid.result, errors.InvalidParameters) and invalid.created is None
-    assert isinstance(last.result, generate_core.core.Asset)
+    assert isinstance(last.result, obtain.Asset)
     for o in (ok, last):
         o.result.cleanup()  # type: ignore[union-attr]
     assert fast.created == [ok.created.task_uuid, failed.created.task_uuid, last.created.task_uuid]  # type: ignore[union-attr]
@@ -72,12 +73,15 @@ def test_generate_many_gives_results_in_order_and_records_every_task(fast, setti
 def test_rewatcher_updates_the_record_and_downloads_nothing(fast, settings, tmp_path):
     store = GenerationStore(tmp_path / "generations.json")
     fast.gen.script_next(hold=True)
-    with generate_core.TriverseClient(settings) as client:
-        created = generate_core.create_task(
-            client, generation.GenerationRequest(prompt="a chair"), generation.new_order_id(), store=store
+    with TriverseClient(settings) as client:
+        created = generate.create_task(
+            client,
+            generation_request.GenerationRequest(prompt="a chair"),
+            generation_request.new_order_id(),
+            store=store,
         )
     reopened = GenerationStore(tmp_path / "generations.json")  # a restart: the file is read again
-    watcher = generate_core.Rewatcher(settings, reopened)
+    watcher = rewatch.Rewatcher(settings, reopened)
 
     assert watcher.start() == [created.task_uuid]
     fast.gen.release(created.task_uuid)
@@ -92,11 +96,14 @@ def test_rewatcher_updates_the_record_and_downloads_nothing(fast, settings, tmp_
 def test_rewatcher_stop_leaves_the_last_status(fast, settings, tmp_path):
     store = GenerationStore(tmp_path / "generations.json")
     fast.gen.script_next(hold=True)
-    with generate_core.TriverseClient(settings) as client:
-        created = generate_core.create_task(
-            client, generation.GenerationRequest(prompt="a chair"), generation.new_order_id(), store=store
+    with TriverseClient(settings) as client:
+        created = generate.create_task(
+            client,
+            generation_request.GenerationRequest(prompt="a chair"),
+            generation_request.new_order_id(),
+            store=store,
         )
-    watcher = generate_core.Rewatcher(settings, store)
+    watcher = rewatch.Rewatcher(settings, store)
     watcher.start()
     deadline = time.monotonic() + 10
     while store.get(created.task_uuid).status != "RUNNING" and time.monotonic() < deadline:  # type: ignore[union-attr]
@@ -111,10 +118,10 @@ def test_rewatcher_stop_leaves_the_last_status(fast, settings, tmp_path):
 
 def test_quote_all_prices_every_request_and_creates_nothing(fast, settings):
     requests = [
-        generation.GenerationRequest(prompt="a chair"),
-        generation.GenerationRequest(prompt="x", mesh_only=True),
+        generation_request.GenerationRequest(prompt="a chair"),
+        generation_request.GenerationRequest(prompt="x", mesh_only=True),
     ]
-    quotes = generate_core.quote_all(settings, requests)
+    quotes = generate_batch.quote_all(settings, requests)
     assert [q.cost_credits for q in quotes] == [40, 20]
     assert fast.created == []
 
@@ -122,19 +129,21 @@ def test_quote_all_prices_every_request_and_creates_nothing(fast, settings):
 def test_nothing_is_sent_without_online_access(fast, make_settings, tmp_path: Path):
     settings: Settings = make_settings()
     outcomes = list(
-        generate_core.generate_many(settings, [generation.GenerationRequest(prompt="a chair")], online_access=False)
+        generate_batch.generate_many(
+            settings, [generation_request.GenerationRequest(prompt="a chair")], online_access=False
+        )
     )
     assert isinstance(outcomes[0].result, errors.OnlineAccessDisabled)
     assert fast.requests == []
 
 
 def test_a_finished_generation_keeps_its_preview_for_my_generations(fast, settings, tmp_path):
-    from triverse_addon import thumbnail
-    from triverse_addon.client import TriverseClient
+    from triverse_addon.service import thumbnail
+    from triverse_addon.service.api import TriverseClient
 
     store = GenerationStore(tmp_path / "generations.json")
     with TriverseClient(settings) as client:
-        done = generate_core.generate(client, generation.GenerationRequest(prompt="a chair"), "order-1", store=store)
+        done = generate.generate(client, generation_request.GenerationRequest(prompt="a chair"), "order-1", store=store)
     done.asset.cleanup()
     uuid = done.created.task_uuid
     deadline = time.monotonic() + 10  # the preview comes after the model, on a thread of its own
@@ -147,10 +156,10 @@ def test_a_finished_generation_keeps_its_preview_for_my_generations(fast, settin
 
 
 def test_a_just_created_task_the_service_does_not_show_yet_is_waited_for(fast, settings):
-    from triverse_addon.client import TriverseClient
+    from triverse_addon.service.api import TriverseClient
 
     fast.fail("not_found", times=2, on="status")  # read-after-write: the first looks answer 404
     with TriverseClient(settings) as client:
-        done = generate_core.generate(client, generation.GenerationRequest(prompt="a chair"), "order-2")
+        done = generate.generate(client, generation_request.GenerationRequest(prompt="a chair"), "order-2")
     assert done.created.task_uuid in fast.created and done.asset.path.is_file()
     done.asset.cleanup()

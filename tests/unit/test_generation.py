@@ -1,4 +1,4 @@
-"""Generation (triverse_addon/generation.py): checks, price, upload and a creation charged once, on the stand-in."""
+"""Generation (triverse_addon/generation_api.py): checks, price, upload and a creation charged once, on the stand-in."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from standin_server import RecordedRequest, StandinServer
-from triverse_addon import errors, generation
-from triverse_addon.client import TriverseClient
-from triverse_addon.config import Settings
-from triverse_addon.generation import GenerationRequest
+from triverse_addon.service import account, errors, generation_api, generation_request
+from triverse_addon.service.api import TriverseClient
+from triverse_addon.service.generation_request import GenerationRequest
+from triverse_addon.service.settings import Settings
 
 KEY = "sk-unit-3f9a7c1e5b2d4a6f8e0c"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -25,7 +25,7 @@ CHAIR = GenerationRequest(prompt="a red wooden chair")
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Short back-off between attempts (the attempt count and the Retry-After logic stay the module's)."""
-    monkeypatch.setattr(generation, "RETRY_FIRST", 0.05)
+    monkeypatch.setattr(generation_api, "RETRY_FIRST", 0.05)
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def test_image_validation(tmp_path: Path, png: Path) -> None:
     big = tmp_path / "big.png"
     with open(big, "wb") as f:
         f.write(PNG)
-        f.truncate(generation.MAX_IMAGE_BYTES + 1)  # sparse: no disk used
+        f.truncate(generation_request.MAX_IMAGE_BYTES + 1)  # sparse: no disk used
     assert "larger than Triverse accepts" in GenerationRequest(image_path=str(big)).validate()["image_path"]
 
 
@@ -102,7 +102,7 @@ def test_image_validation(tmp_path: Path, png: Path) -> None:
 def test_sniff_image(tmp_path: Path, data: bytes, kind: str) -> None:
     path = tmp_path / "picture.bin"  # the name does not matter, the bytes do
     path.write_bytes(data)
-    assert generation.sniff_image(path) == kind
+    assert generation_request.sniff_image(path) == kind
 
 
 def test_flows_and_bodies(png: Path) -> None:
@@ -125,7 +125,7 @@ def test_flows_and_bodies(png: Path) -> None:
 
 
 def test_each_press_has_its_own_order_id() -> None:
-    ids = {generation.new_order_id() for _ in range(100)}
+    ids = {generation_request.new_order_id() for _ in range(100)}
     assert len(ids) == 100
     assert all(1 <= len(i) <= 64 and i.replace("-", "").replace("_", "").isalnum() for i in ids)
 
@@ -134,9 +134,9 @@ def test_each_press_has_its_own_order_id() -> None:
 
 
 def test_quote(gen_server: StandinServer, gclient: TriverseClient) -> None:
-    q = generation.quote(gclient, GenerationRequest(prompt="x", texture_size=4096))
+    q = generation_api.quote(gclient, GenerationRequest(prompt="x", texture_size=4096))
     assert (q.flow_name, q.cost_credits, q.available_credits, q.affordable) == ("text-to-model", 60, 1000.0, True)
-    assert generation.quote(gclient, GenerationRequest(prompt="x", mesh_only=True, turbo=True)).cost_credits == 10
+    assert generation_api.quote(gclient, GenerationRequest(prompt="x", mesh_only=True, turbo=True)).cost_credits == 10
     sent = json.loads(gen_server.requests_for("/pricing/quote")[0].body)
     assert "prompt" not in json.dumps(sent) and sent["flow_name"] == "text-to-model"
     assert not gen_server.created  # a quote creates nothing
@@ -147,27 +147,27 @@ def test_quote_unaffordable() -> None:
         StandinServer(api_key=KEY, balance=30) as srv,
         TriverseClient(Settings(api_key=KEY, base_url=srv.base_url)) as c,
     ):
-        q = generation.quote(c, CHAIR)
+        q = generation_api.quote(c, CHAIR)
     assert (q.cost_credits, q.available_credits, q.affordable) == (40, 30.0, False)
 
 
 def test_account(gen_server: StandinServer, gclient: TriverseClient) -> None:
-    assert generation.account(gclient) == generation.Account("artist@example.com", "Pro", 1000.0)
-    generation.create(gclient, CHAIR, generation.new_order_id())
-    assert generation.account(gclient).balance == 960.0  # frozen while it runs
+    assert account.account(gclient) == account.Account("artist@example.com", "Pro", 1000.0)
+    generation_api.create(gclient, CHAIR, generation_request.new_order_id())
+    assert account.account(gclient).balance == 960.0  # frozen while it runs
 
 
 def test_account_with_a_rejected_key(gen_server: StandinServer) -> None:
     settings = Settings(api_key="wrong", base_url=gen_server.base_url)
     with TriverseClient(settings) as c, pytest.raises(errors.AuthenticationFailed):
-        generation.account(c)
+        account.account(c)
 
 
 # --- upload ---------------------------------------------------------------------------------------------
 
 
 def test_upload(gen_server: StandinServer, gclient: TriverseClient, png: Path) -> None:
-    key = generation.upload_image(gclient, png)
+    key = generation_api.upload_image(gclient, png)
     assert gen_server.gen.files[key] == PNG
     (request,) = gen_server.requests_for("/upload/image")
     assert b'name="file"' in request.body and b"image/png" in request.body
@@ -183,16 +183,16 @@ def test_bad_images_are_refused_before_any_request(
     elif kind == "too_large":
         with open(path, "wb") as f:
             f.write(PNG)
-            f.truncate(generation.MAX_IMAGE_BYTES + 1)
+            f.truncate(generation_request.MAX_IMAGE_BYTES + 1)
     with pytest.raises(errors.UnsupportedImage) as info:
-        generation.upload_image(gclient, path)
+        generation_api.upload_image(gclient, path)
     assert "input.png" in str(info.value)
     assert gen_server.requests == []
 
 
 def test_upload_rate_limit_honours_retry_after(gen_server: StandinServer, gclient: TriverseClient, png: Path) -> None:
     gen_server.fail("rate_limited", on="upload", times=1, retry_after=1)
-    assert generation.upload_image(gclient, png)
+    assert generation_api.upload_image(gclient, png)
     first, second = gen_server.requests_for("/upload/image")
     assert second.time - first.time >= 0.9  # waited as told, not the 0.05 s back-off
 
@@ -201,7 +201,7 @@ def test_refused_image_says_image(gen_server: StandinServer, gclient: TriverseCl
     path = tmp_path / "bad.png"
     path.write_bytes(PNG + b"REFUSE-ME")
     with pytest.raises(errors.ContentRefused) as info:
-        generation.upload_image(gclient, path)
+        generation_api.upload_image(gclient, path)
     assert info.value.field == "image" and "the input image" in str(info.value)
 
 
@@ -209,7 +209,7 @@ def test_refused_image_says_image(gen_server: StandinServer, gclient: TriverseCl
 
 
 def test_create_text(gen_server: StandinServer, gclient: TriverseClient) -> None:
-    created = generation.create(gclient, CHAIR, "order-a")
+    created = generation_api.create(gclient, CHAIR, "order-a")
     assert created.task_uuid == gen_server.created[0]
     assert (created.flow_name, created.status, created.cost_credits) == ("text-to-model", "QUEUED", 40)
     assert (created.queue_position, created.estimated_wait_seconds) == (2, 0.3)
@@ -218,7 +218,7 @@ def test_create_text(gen_server: StandinServer, gclient: TriverseClient) -> None
 
 def test_create_from_an_image(gen_server: StandinServer, gclient: TriverseClient, png: Path) -> None:
     req = GenerationRequest(image_path=str(png), mesh_only=True)
-    created = generation.create(gclient, req, "order-i", image_file=generation.upload_image(gclient, png))
+    created = generation_api.create(gclient, req, "order-i", image_file=generation_api.upload_image(gclient, png))
     assert (created.flow_name, created.cost_credits) == ("image-to-mesh", 30)
     assert "texture_size" not in json.loads(creations(gen_server)[0].body)
 
@@ -229,7 +229,7 @@ def test_a_failed_answer_is_retried_with_the_same_order_id(
     gen_server: StandinServer, gclient: TriverseClient, mode: str, params: dict
 ) -> None:
     gen_server.fail(mode, on="create", times=1, **params)  # the task IS created, then the answer fails
-    created = generation.create(gclient, CHAIR, "order-once")
+    created = generation_api.create(gclient, CHAIR, "order-once")
     assert gen_server.created == [created.task_uuid]  # one task, charged once
     assert order_ids(gen_server) == ["order-once", "order-once"]
     assert gen_server.gen.available == 960.0
@@ -238,36 +238,36 @@ def test_a_failed_answer_is_retried_with_the_same_order_id(
 def test_create_gives_up_after_a_few_attempts(gen_server: StandinServer, gclient: TriverseClient) -> None:
     gen_server.fail("server_error", on="create")
     with pytest.raises(errors.ServerError):
-        generation.create(gclient, CHAIR, "order-x")
-    assert order_ids(gen_server) == ["order-x"] * generation.MAX_ATTEMPTS
+        generation_api.create(gclient, CHAIR, "order-x")
+    assert order_ids(gen_server) == ["order-x"] * generation_api.MAX_ATTEMPTS
     assert len(gen_server.created) == 1
 
 
 def test_create_honours_retry_after(gen_server: StandinServer, gclient: TriverseClient) -> None:
     gen_server.fail("rate_limited", on="create", times=1, retry_after=1, before=True)
-    generation.create(gclient, CHAIR, "order-r")
+    generation_api.create(gclient, CHAIR, "order-r")
     first, second = creations(gen_server)
     assert second.time - first.time >= 0.9
 
 
 def test_a_conflict_naming_the_task_is_that_task(gen_server: StandinServer, gclient: TriverseClient) -> None:
-    first = generation.create(gclient, CHAIR, "order-c")
+    first = generation_api.create(gclient, CHAIR, "order-c")
     gen_server.gen.repeat_answer = "conflict"
-    again = generation.create(gclient, CHAIR, "order-c")
+    again = generation_api.create(gclient, CHAIR, "order-c")
     assert again.task_uuid == first.task_uuid and len(gen_server.created) == 1
 
 
 def test_a_bare_conflict_is_already_created(gen_server: StandinServer, gclient: TriverseClient) -> None:
-    generation.create(gclient, CHAIR, "order-b")
+    generation_api.create(gclient, CHAIR, "order-b")
     gen_server.gen.repeat_answer = "conflict_bare"
     with pytest.raises(errors.AlreadyCreated) as info:
-        generation.create(gclient, CHAIR, "order-b")
+        generation_api.create(gclient, CHAIR, "order-b")
     assert "already created" in str(info.value) and len(gen_server.created) == 1
 
 
 def test_two_presses_two_tasks(gen_server: StandinServer, gclient: TriverseClient) -> None:
-    a = generation.create(gclient, CHAIR, generation.new_order_id())
-    b = generation.create(gclient, CHAIR, generation.new_order_id())
+    a = generation_api.create(gclient, CHAIR, generation_request.new_order_id())
+    b = generation_api.create(gclient, CHAIR, generation_request.new_order_id())
     assert a.task_uuid != b.task_uuid and len(set(order_ids(gen_server))) == 2
 
 
@@ -275,7 +275,7 @@ def test_insufficient_credits_says_cost_and_balance() -> None:
     with StandinServer(api_key=KEY, balance=25) as srv:
         settings = Settings(api_key=KEY, base_url=srv.base_url)
         with TriverseClient(settings) as c, pytest.raises(errors.InsufficientCredits) as info:
-            generation.create(c, CHAIR, "order-p")
+            generation_api.create(c, CHAIR, "order-p")
         assert not srv.created
     assert (info.value.cost, info.value.balance) == (40, 25.0)
     assert "costs 40 credits" in str(info.value) and "balance is 25" in str(info.value)
@@ -283,44 +283,49 @@ def test_insufficient_credits_says_cost_and_balance() -> None:
 
 def test_refused_prompt_says_prompt(gen_server: StandinServer, gclient: TriverseClient) -> None:
     with pytest.raises(errors.ContentRefused) as info:
-        generation.create(gclient, GenerationRequest(prompt="a refuse-me statue"), "order-q")
+        generation_api.create(gclient, GenerationRequest(prompt="a refuse-me statue"), "order-q")
     assert info.value.field == "prompt" and "the prompt" in str(info.value)
 
 
 def test_invalid_parameters_carry_the_service_message(gen_server: StandinServer, gclient: TriverseClient) -> None:
     req = GenerationRequest(image_path="unused.png")
     with pytest.raises(errors.InvalidParameters) as info:
-        generation.create(gclient, req, "order-v", image_file="tasks/never-uploaded.png")
+        generation_api.create(gclient, req, "order-v", image_file="tasks/never-uploaded.png")
     assert "image_file must be a file_key" in str(info.value)
     assert len(creations(gen_server)) == 1  # a 1004 is not retried
 
 
 def test_local_checks_come_before_any_request(gen_server: StandinServer, gclient: TriverseClient) -> None:
     with pytest.raises(errors.InvalidParameters):
-        generation.create(gclient, GenerationRequest(prompt="ab"), "order-l")
+        generation_api.create(gclient, GenerationRequest(prompt="ab"), "order-l")
     with pytest.raises(ValueError):
-        generation.create(gclient, CHAIR, "")
+        generation_api.create(gclient, CHAIR, "")
     assert gen_server.requests == []
 
 
 def test_online_access_off_sends_nothing(gen_server: StandinServer, png: Path) -> None:
     settings = Settings(api_key=KEY, base_url=gen_server.base_url)
     with TriverseClient(settings, online_access=False) as c:
-        for call in (lambda: generation.quote(c, CHAIR), lambda: generation.account(c),
-                     lambda: generation.upload_image(c, png), lambda: generation.create(c, CHAIR, "o")):  # fmt: skip
+        calls = (
+            lambda: generation_api.quote(c, CHAIR),
+            lambda: account.account(c),
+            lambda: generation_api.upload_image(c, png),
+            lambda: generation_api.create(c, CHAIR, "o"),
+        )
+        for call in calls:
             with pytest.raises(errors.OnlineAccessDisabled):
                 call()
     assert gen_server.requests == []
 
 
 def test_a_created_task_is_charged_on_success(gen_server: StandinServer, gclient: TriverseClient) -> None:
-    from triverse_addon import watch
+    from triverse_addon.service import watch
 
-    created = generation.create(gclient, CHAIR, "order-s")
+    created = generation_api.create(gclient, CHAIR, "order-s")
     watch.wait_for_success(gclient, created.task_uuid, 10)
     assert gen_server.gen.balance == 960.0 and gen_server.gen.available == 960.0
     gen_server.script_next_generation(outcome="FAILED", error="Could not make sense of the prompt")
-    failed = generation.create(gclient, CHAIR, "order-f")
+    failed = generation_api.create(gclient, CHAIR, "order-f")
     with pytest.raises(errors.TaskFailed) as info:
         watch.wait_for_success(gclient, failed.task_uuid, 10)
     assert "Could not make sense of the prompt" in str(info.value)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from triverse_addon import errors
-from triverse_addon.generations import GenerationRecord, GenerationStore
+from triverse_addon.service import errors
+from triverse_addon.service.generations_store import GenerationRecord, GenerationStore
 
 KEY = "sk-unit-3f9a7c1e5b2d4a6f8e0c"
 
@@ -71,7 +71,7 @@ def test_a_failed_write_leaves_the_old_file(path: Path, monkeypatch: pytest.Monk
     def boom(*args: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("triverse_addon.generations.os.replace", boom)
+    monkeypatch.setattr("triverse_addon.service.generations_store.os.replace", boom)
     with pytest.raises(errors.StorageError):
         store.upsert(record(2))
     assert path.read_bytes() == before
@@ -119,7 +119,7 @@ def test_the_key_is_never_in_the_file(path: Path) -> None:
 
 
 def test_a_removed_or_trimmed_record_takes_its_preview_with_it(tmp_path):
-    from triverse_addon.generations import GenerationRecord, GenerationStore
+    from triverse_addon.service.generations_store import GenerationRecord, GenerationStore
 
     store = GenerationStore(tmp_path / "generations.json", cap=2)
     previews = tmp_path / "previews"

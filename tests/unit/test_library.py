@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from triverse_addon import errors
-from triverse_addon.library import Library, sha256_of
+from triverse_addon.service import errors
+from triverse_addon.service.library import Library, sha256_of
 
 T1 = "11111111-1111-4111-8111-111111111111"
 T2 = "22222222-2222-4222-8222-222222222222"

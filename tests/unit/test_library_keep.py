@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from triverse_addon import errors, library
-from triverse_addon.library import Library
+from triverse_addon.service import errors, library
+from triverse_addon.service.library import Library
 
 T1 = "11111111-1111-4111-8111-111111111111"
 

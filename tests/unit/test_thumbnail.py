@@ -8,7 +8,7 @@ import zlib
 
 import pytest
 
-from triverse_addon import thumbnail
+from triverse_addon.service import thumbnail
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

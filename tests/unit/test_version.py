@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from triverse_addon import client, version
+from triverse_addon.service import transport, version
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +40,7 @@ def test_the_package_reads_its_version_from_the_manifest():
 
 
 def test_the_client_sends_the_manifests_version():
-    assert f"triverse-blender/{manifest_version()}" == client.USER_AGENT
+    assert f"triverse-blender/{manifest_version()}" == transport.USER_AGENT
 
 
 def test_bl_info_in_the_source_is_the_manifests_version():
@@ -103,7 +103,7 @@ def test_python_without_tomllib_reads_only_the_top_level_version(tmp_path, text,
         "s.loader.exec_module(m); from pathlib import Path; print(m.read_version((Path(sys.argv[2]),)))"
     )
     run = subprocess.run(
-        [sys.executable, "-c", code, str(ROOT / "triverse_addon" / "version.py"), str(manifest)],
+        [sys.executable, "-c", code, str(ROOT / "triverse_addon" / "service" / "version.py"), str(manifest)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert run.stdout.strip() == (expected or manifest_version())
@@ -130,7 +130,7 @@ def test_the_legacy_zip_is_one_package_folder_with_bl_info_and_no_wheels(tmp_pat
         init = zf.read("triverse/__init__.py").decode()
         manifest = zf.read("triverse/blender_manifest.toml").decode()
     assert {name.split("/")[0] for name in names} == {"triverse"}
-    assert {"triverse/__init__.py", "triverse/operators.py", "triverse/version.py"} <= set(names)
+    assert {"triverse/__init__.py", "triverse/blender/__init__.py", "triverse/service/version.py"} <= set(names)
     assert not [n for n in names if n.endswith(".whl") or "__pycache__" in n]
     (tmp_path / "__init__.py").write_text(init)
     assert literal_bl_info(tmp_path / "__init__.py")["version"] == (2, 3, 4)

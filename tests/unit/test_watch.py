@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from standin_server import StandinServer
-from triverse_addon import errors, watch
-from triverse_addon.client import TaskStatus, TriverseClient
-from triverse_addon.config import Settings
+from triverse_addon.service import errors, generation_api, generation_request, watch
+from triverse_addon.service.api import TaskStatus, TriverseClient
+from triverse_addon.service.settings import Settings
 
 KEY = "sk-unit-3f9a7c1e5b2d4a6f8e0c"  # the conftest key: distinctive, so a leak is found by substring
 RUNNING = "5b0e0c1a-7d3e-4f7a-9c1b-2e4d6f8a0b1c"
@@ -78,13 +78,12 @@ def test_success_is_pushed_not_polled(server: StandinServer, client: TriverseCli
 
 
 def test_a_created_task_reports_its_queue_then_progress(client: TriverseClient) -> None:
-    from triverse_addon import generation
 
     with StandinServer(api_key=KEY, timeline_step=0.05) as srv:
         settings = Settings(api_key=KEY, base_url=srv.base_url, connect_timeout=3, read_timeout=5)
         with TriverseClient(settings) as c:
             srv.script_next_generation(hold=True)
-            created = generation.create(c, generation.GenerationRequest(prompt="a red chair"), "order-1")
+            created = generation_api.create(c, generation_request.GenerationRequest(prompt="a red chair"), "order-1")
             later(0.5, lambda: srv.release(created.task_uuid))
             status, paths, seen = run(c, created.task_uuid)
         assert status.status == "SUCCESS" and paths == ["socket"]
