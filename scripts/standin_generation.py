@@ -184,6 +184,7 @@ class Generation:
             return
         with self.owner._lock:
             task.status, task.progress, task.queue, task.error = status, progress, queue, error
+        self.owner._changed(task)  # stamps updated_at and pushes the state to every open watch of the account
         if status in TERMINAL:
             cost = self.frozen.pop(task_uuid, 0)
             if status == "SUCCESS":
@@ -192,8 +193,8 @@ class Generation:
 
     # -- endpoints ------------------------------------------------------------------------------------
 
-    def route(self, method: str, path: str) -> tuple[str, Callable[[bytes, Any], Answer]] | None:
-        """(failure endpoint name, answer function) for a generation path, None for any other."""
+    def route(self, method: str, path: str, query: str = "") -> tuple[str, Callable[[bytes, Any], Answer]] | None:
+        """(failure endpoint name, answer function) for a generation path (`query`: the URL's), None for another."""
         tail = path.removeprefix("/api/v1")
         if method == "POST" and tail.startswith("/tasks/") and tail[7:] in FLOWS:
             return "create", lambda body, headers: self.create(tail[7:], body)
@@ -224,10 +225,10 @@ class Generation:
                 return _bad(problem)
             if REFUSED_PROMPT in str(body.get("prompt", "")) + str(body.get("negative_prompt", "")):
                 return _err(400, 2008, "Content violates the usage policy", "Change the prompt.")
-            cost = cost_for(flow, body)
+            cost = self.price(flow, body)
             if self.available < cost:
                 return _err(403, 2010, "Insufficient credits", "Top up your credits and try again.")
-            data = self._new_task(flow, cost)
+            data = self._new_task(flow, cost, body)
             if order_id is not None:
                 self.orders[order_id] = data
             return _ok(data)
@@ -261,15 +262,24 @@ class Generation:
             return "turbo and allow_duplicate must be booleans."
         return ""
 
-    def _new_task(self, flow: str, cost: int) -> dict[str, Any]:
+    def price(self, flow: str, params: dict[str, Any]) -> int:
+        """What a creation of `flow` charges (standin_scene's subclass prices its flows too)."""
+        return cost_for(flow, params)
+
+    def _asset_for(self, flow: str, body: dict[str, Any]) -> tuple[bytes | str | Path, str, dict[str, Any]]:
+        """(asset, extension, recorded `input`) of a new task; standin_scene's subclass derives its own."""
+        source = self.generated_asset if self.generated_asset is not None else minimal_glb()
+        ext = Path(str(source)).suffix.lstrip(".") if not isinstance(source, bytes) else "glb"
+        return source, ext or "glb", {}
+
+    def _new_task(self, flow: str, cost: int, body: dict[str, Any] | None = None) -> dict[str, Any]:
         task_uuid = str(uuidlib.uuid4())
         plan = self._plans.popleft() if self._plans else _Plan()
         step = self.timeline_step
         queue = {"is_queued": True, "position": 2, "estimated_wait_seconds": round(step * 6, 3)}
-        source = self.generated_asset if self.generated_asset is not None else minimal_glb()
-        ext = Path(str(source)).suffix.lstrip(".") if not isinstance(source, bytes) else "glb"
-        self.owner.add(task_uuid, source, ext=ext or "glb", status="QUEUED", progress=0, flow_name=flow, queue=queue,
-                       preview=preview_png())  # fmt: skip
+        source, ext, given = self._asset_for(flow, body or {})
+        self.owner.add(task_uuid, source, ext=ext, status="QUEUED", progress=0, flow_name=flow, queue=queue,
+                       preview=preview_png(), input=given)  # fmt: skip
         final = (plan.outcome, 100 if plan.outcome == "SUCCESS" else 95, None)
         steps = [
             ("QUEUED", 0, {"is_queued": True, "position": 1, "estimated_wait_seconds": round(step * 5, 3)}),
@@ -304,8 +314,8 @@ class Generation:
         return _ok({"id": "user-standin", "email": "artist@example.com", "api_credits_balance": self.available,
                     "web_credits_balance": 0.0, "plan_name": "Pro"})  # fmt: skip
 
-    def upload(self, raw: bytes, headers: Any) -> Answer:
-        """`POST /upload/image`: multipart, field `file`, PNG/JPEG/WebP by its bytes, at most 50 MB, 10 a minute."""
+    def _upload_slot(self) -> Answer | None:
+        """Count an upload (image or model: they share `upload_limit`), or the 429 when the window is full."""
         limit, window = self.upload_limit
         now = time.monotonic()
         with self._lock:
@@ -315,6 +325,13 @@ class Generation:
                 wait = max(1, int(self._uploads[0] + window - now + 0.999))
                 return _err(429, 2000, "Upload rate limit exceeded", "Wait and retry.", retry_after=wait)
             self._uploads.append(now)
+        return None
+
+    def upload(self, raw: bytes, headers: Any) -> Answer:
+        """`POST /upload/image`: multipart, field `file`, PNG/JPEG/WebP by its bytes, at most 50 MB, 10 a minute."""
+        refused = self._upload_slot()
+        if refused is not None:
+            return refused
         data = _multipart_file(raw, headers.get("Content-Type", ""))
         if data is None:
             return _bad("Send the image as multipart/form-data in the field 'file'.")

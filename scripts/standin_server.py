@@ -25,6 +25,14 @@ library). Failures for these name their endpoint with `on=`: "create", "upload",
 replaced after the request was processed: a creation answered 500 did create its task; "reset" closes the
 connection without any answer) or "watch" ("refused": 404, "drop" / "close_early": closed abruptly / cleanly
 after the first message, "silent", "no_finalized", or any JSON error mode); "any" does not cover them.
+
+Scene tools (`standin_scene.py`; `srv.gen` is its `SceneGeneration`): `POST /upload/model` (GLB/OBJ, 200 MB,
+`modelVariant`; kept in `srv.gen.uploaded_models`; one `upload_limit` window with `/upload/image`),
+`POST /tasks/{texture-model,text-to-texture,model-remesh}` (result: `srv.gen.scene_result(flow, model_bytes)`,
+default the uploaded GLB), their quotes, and the account-wide watch `GET /tasks/watch/all?token=KEY[&since=ISO]`
+(a snapshot of the tasks whose `updated_at` is after `since`, then every change, pushed as it happens; always
+recorded in `requests`). Its failures: `on="watch_all"` with "refused", "drop", "close_early", "silent",
+"no_finalized" or a JSON error mode.
 """
 
 from __future__ import annotations
@@ -54,12 +62,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import standin_generation
+import standin_scene
 
 API_PREFIX = "/api/v1"
 STATUSES = ("PENDING", "QUEUED", "RUNNING", "SUCCESS", "FAILED", "CANCELLED")
 CHUNK = 1 << 20  # bytes per write when streaming
 POLL_INTERVAL = 0.02  # seconds; how long stop() may wait for a serving loop to notice
-ENDPOINTS = ("download", "url", "status", "files", "any", "create", "upload", "quote", "account", "watch")
+ENDPOINTS = ("download", "url", "status", "files", "any", "create", "upload", "quote", "account", "watch", "watch_all")
 _ANY = ("download", "url", "status", "files")  # what on="any" covers
 MAX_BODY = standin_generation.MAX_UPLOAD + (1 << 20)  # the largest request body read (an upload and its framing)
 
@@ -107,6 +116,8 @@ class Task:
     created_at: float = field(default_factory=time.time, repr=False)
     flow_name: str = "image-to-model"
     queue: dict[str, Any] | None = None
+    input: dict[str, Any] = field(default_factory=dict)  # the creation's parameters, as the status shows them
+    updated_at: float | None = None  # time.time() of the last change of state (None: when added)
 
     def __post_init__(self) -> None:
         if self.filename is None:
@@ -170,7 +181,7 @@ def _xml_error(status: int, code: str, message: str) -> _Reply:
 
 
 def _iso(t: float | None) -> str | None:
-    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _size(body: bytes | Path) -> int:
@@ -275,7 +286,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         watch = _WATCH.fullmatch(url.path) if self.server.serves_api else None
         record = RecordedRequest(self.command, self.path, self.server.host, dict(self.headers.items()), time.time())
-        if watch is None or owner.record_watch:
+        if watch is None or owner.record_watch or watch.group(1) == "all":
             owner._record(record)
         try:
             self._read_request_body()
@@ -295,7 +306,9 @@ class _Handler(BaseHTTPRequestHandler):
         """Keep a POST's body for the generation endpoints (up to MAX_BODY); discard any other."""
         self.body = b""
         length = self.headers.get("Content-Length", "0").strip() or "0"
-        limit = MAX_BODY if self.command == "POST" else CHUNK
+        limit = (
+            self.server.owner.gen.body_limit(urlsplit(self.path).path, MAX_BODY) if self.command == "POST" else CHUNK
+        )
         if self.headers.get("Transfer-Encoding") or not length.isdigit() or int(length) > limit:
             self.close_connection = True
             self.body_too_large = length.isdigit() and int(length) > limit
@@ -303,20 +316,27 @@ class _Handler(BaseHTTPRequestHandler):
             self.body = self.rfile.read(int(length))
 
     def _watch(self, task_uuid: str, query: dict[str, list[str]]) -> None:
-        """The WebSocket watch of one task; the key comes in the `token` query parameter."""
+        """The WebSocket watch of one task, or of the whole account ("all"); the key comes in `token`."""
         owner = self.server.owner
         self.close_connection = True  # after a watch (or its refusal) the connection is done
+        every = task_uuid == "all"
         if not owner._authorized("Bearer " + query.get("token", [""])[0]):
             self._send(_error(401, 1001, "Missing or invalid API key", "Pass ?token=<API_KEY>."))
             return
-        failure = owner._take_failure(task_uuid, "watch", ok=True)
+        since = standin_scene.parse_since(query["since"][-1]) if every and "since" in query else None
+        if every and "since" in query and since is None:  # undocumented: the stand-in refuses a bad `since`
+            self._send(_error(400, 1004, "since must be an ISO-8601 time", "E.g. 2026-01-02T03:04:05.678Z"))
+            return
+        failure = owner._take_failure(task_uuid, "watch_all" if every else "watch", ok=True)
         mode = failure.mode if failure is not None else None
-        if mode == "refused" or owner._task(task_uuid) is None:
+        if mode == "refused" or (not every and owner._task(task_uuid) is None):
             # Echoes the request line, query and all, as many servers' and proxies' error pages do: a
             # client must not pass such a body on (it holds the key).
             self._send(_error(404, 1005, f"Resource not found: {self.path}", "Check the URL."))
         elif failure is not None and mode in _JSON_ERRORS:
             self._send(_failure_reply(failure.mode, failure.params))
+        elif every:
+            standin_scene.serve_watch_all(self, owner, since, mode)
         else:
             standin_generation.serve_watch(self, owner, task_uuid, mode)
 
@@ -325,11 +345,11 @@ class _Handler(BaseHTTPRequestHandler):
         if not owner._authorized(self.headers.get("Authorization")):
             self._send(_error(401, 1001, "Missing or invalid API key", "Send 'Authorization: Bearer <API_KEY>'."))
             return
-        generation = owner.gen.route(self.command, path)
+        generation = owner.gen.route(self.command, path, urlsplit(self.path).query)
         if generation is not None:
             endpoint, answer = generation
             if getattr(self, "body_too_large", False):
-                self._send(_error(400, 2004, "File too large (at most 50 MB)", "Use a smaller image."))
+                self._send(_Reply(*owner.gen.too_large(path)))
                 return
             early = owner._take_failure("", endpoint, ok=True, before=True)  # fail(..., before=True): not processed
             if early is not None:
@@ -500,7 +520,7 @@ class StandinServer:
         """`balance`: credits; `generated_asset`: what created tasks serve (default: a tiny GLB);
         `timeline_step`: seconds between a created task's states; `record_watch`: watches go in `requests`."""
         source = os.fspath(generated_asset) if isinstance(generated_asset, os.PathLike) else generated_asset
-        self.gen = standin_generation.Generation(self, balance, source, timeline_step)
+        self.gen = standin_scene.SceneGeneration(self, balance, source, timeline_step)
         self.record_watch = record_watch
         self.api_key, self.host, self.port = api_key, host, port
         self.asset_host, self.asset_port = asset_host, asset_port
@@ -584,7 +604,9 @@ class StandinServer:
         if isinstance(body, Path) and not body.is_file():
             raise FileNotFoundError(body)
         with self._lock:
+            task.updated_at = time.time() if task.updated_at is None else task.updated_at
             self._tasks[task.uuid] = task
+        self.gen.task_changed(task)
         return task
 
     def add(self, uuid: str, source: bytes | str | os.PathLike[str], **kw: Any) -> Task:
@@ -599,6 +621,7 @@ class StandinServer:
             task = self._tasks[uuid]
             task.status, task.error = status, error
             task.progress = 100 if status == "SUCCESS" and not progress else progress
+        self._changed(task)
 
     def fail(self, mode: str, uuid: str | None = None, times: int | None = None, **params: Any) -> None:
         """Make the download endpoint (or the one named by `on=`) misbehave `times` times (None: until cleared)."""
@@ -650,6 +673,12 @@ class StandinServer:
     @staticmethod
     def _origin(srv: _HTTPServer) -> str:
         return f"http://{srv.host}:{srv.port}"
+
+    def _changed(self, task: Task) -> None:
+        """After a change of a task's state: stamp its `updated_at` and push it to the account's watches."""
+        with self._lock:
+            task.updated_at = time.time()
+        self.gen.task_changed(task)
 
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
@@ -732,7 +761,7 @@ class StandinServer:
             "created_at": _iso(task.created_at),
             "started_at": _iso(task.created_at + 1 if started else None),
             "completed_at": _iso(task.created_at + 2 if finished else None),
-            "input": {},
+            "input": dict(task.input),
             "output": output,
             "error": task.error,
             "queue": task.queue,
