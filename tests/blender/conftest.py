@@ -54,7 +54,7 @@ bpy.context.preferences.system.use_online_access = True
 
 def library_settled() -> None:
     """Wait until the library has recorded what was imported (it hashes after the import, on a helper)."""
-    importlib.import_module(MODULE + ".library").wait_for_pending(10)
+    importlib.import_module(MODULE + ".service.library").wait_for_pending(10)
 
 
 def addon_prefs():

@@ -145,7 +145,7 @@ def test_ctrl_c_keeps_and_saves_what_was_imported(standin, sample_glb, tmp_path)
 
 
 def test_python_api_inside_blender(standin, sample_glb):
-    batch = __import__(f"{MODULE}.batch", fromlist=["import_tasks"])
+    batch = __import__(f"{MODULE}.blender.importing.batch", fromlist=["import_tasks"])
     tasks = _tasks(standin, sample_glb, 2)
     seen = []
 
@@ -158,7 +158,7 @@ def test_python_api_inside_blender(standin, sample_glb):
 
 @pytest.mark.parametrize("jobs", [1, 4])
 def test_parallel_downloads_overlap_and_import_in_order(standin, sample_glb, jobs):
-    batch = __import__(f"{MODULE}.batch", fromlist=["import_tasks"])
+    batch = __import__(f"{MODULE}.blender.importing.batch", fromlist=["import_tasks"])
     tasks = _tasks(standin, sample_glb, 4)
     standin.fail("first_byte_delay", None, seconds=0.3)
 

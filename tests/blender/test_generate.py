@@ -69,7 +69,7 @@ def _root(task: str) -> bpy.types.Object:
 
 
 def _store_records() -> dict:
-    path = _mod("generations_bpy").store().path
+    path = _mod("blender.common.stores").generations().path
     return {r["task_uuid"]: r for r in json.loads(Path(path).read_text())["generations"]}
 
 
@@ -243,7 +243,7 @@ def test_creation_whose_answer_was_lost_is_retried_with_the_same_order_id(gen, s
 @pytest.mark.parametrize("mode", ["refused", "drop", "silent"])
 def test_watch_refused_dropped_or_silent_still_imports(gen, standin, mode, monkeypatch):
     if mode == "silent":
-        monkeypatch.setattr(_mod("watch"), "SILENCE_SECONDS", 0.5)
+        monkeypatch.setattr(_mod("service.watch"), "SILENCE_SECONDS", 0.5)
     standin.fail(mode, on="watch")
     assert bpy.ops.triverse.generate(prompt=PROMPT) == {"FINISHED"}
     task = gen.created[0]
@@ -287,7 +287,7 @@ def test_no_key_sends_nothing(gen, standin):
 
 def test_store_is_in_the_extension_user_folder_without_the_key(gen, standin):
     assert bpy.ops.triverse.generate(prompt=PROMPT, wait=False) == {"FINISHED"}
-    path = Path(_mod("generations_bpy").store().path)
+    path = Path(_mod("blender.common.stores").generations().path)
     assert path.parent == Path(bpy.utils.extension_path_user(MODULE, path="", create=False))
     text = path.read_text()
     assert gen.created[0] in text
@@ -302,7 +302,8 @@ def test_a_running_task_is_watched_again_after_a_restart(gen, standin):
 
     addon_utils.disable(MODULE)  # Blender closes...
     addon_utils.enable(MODULE, default_set=True)  # ...and starts again: the task is watched again
-    assert task in _mod("generations_bpy").watching()
+    assert _mod("blender.common.startup").wait(10)  # the start-up work runs off Blender's main thread
+    assert task in _mod("blender.common.stores").watching()
     gen.release(task)
 
     deadline = time.monotonic() + 15
@@ -366,7 +367,7 @@ def test_the_key_is_never_in_a_saved_blend(gen, standin, tmp_path):
         data = path.read_bytes()
         assert b"triverse_prompt" in data
         assert b"tvk-SECRET-gen-42" not in data
-        assert "tvk-SECRET-gen-42" not in _mod("generations_bpy").store().path.read_text()
+        assert "tvk-SECRET-gen-42" not in _mod("blender.common.stores").generations().path.read_text()
     finally:
         standin.api_key = "test-key"
 
@@ -380,12 +381,12 @@ def test_redo_never_creates_another_task():
 
 
 def _begin(prompt: str = PROMPT):
-    generation = _mod("generation")
-    return _mod("generate_core").GenerateJob.begin(
-        _mod("preferences").get_settings(),
+    generation = _mod("service.generation_request")
+    return _mod("service.generate").GenerateJob.begin(
+        _mod("blender.common.addon").get_settings(),
         generation.GenerationRequest(prompt=prompt),
         generation.new_order_id(),
-        store=_mod("generations_bpy").store(),
+        store=_mod("blender.common.stores").generations(),
     )
 
 
@@ -397,7 +398,7 @@ def _until(job, seconds: float = 15.0) -> None:
 
 
 def test_a_double_click_creates_one_task(gen, standin):
-    errors = _mod("errors")
+    errors = _mod("service.errors")
     job = _begin()
     try:
         with pytest.raises(errors.AlreadyRunning, match="already running"):
@@ -428,8 +429,8 @@ def test_stopping_the_watch_leaves_the_task_running_and_listed(gen, standin):
     finally:
         job.finish()
         job.join(5.0)  # its worker leaves the registry as it ends
-    assert isinstance(job.error, _mod("errors").Cancelled)
-    assert "keeps running on Triverse" in _mod("generate_core").stopped_message(task)
+    assert isinstance(job.error, _mod("service.errors").Cancelled)
+    assert "keeps running on Triverse" in _mod("blender.common.generated").stopped_message(task)
     record = _store_records()[task]
     assert record["status"] == "RUNNING"  # as last seen: watched again at the next start
     assert not standin.requests_for(f"/tasks/download/{task}")

@@ -24,19 +24,35 @@ def _state():
 
 
 def _settle(latest) -> None:
-    """Run the panel's timer step (timers never fire in the bpy module) until the look-up has ended."""
-    ui = _mod("ui_generate")
+    """Run the look-ups' timer step (timers never fire in the bpy module) until the look-up has ended."""
+    lookups = _mod("blender.common.lookups")
     deadline = time.monotonic() + 10
-    ui.tick()
+    lookups.tick()
     while latest.busy and time.monotonic() < deadline:
         time.sleep(0.02)
-        ui.tick()
+        lookups.tick()
+
+
+class _Ui:
+    """The Generate panel's look-ups and checks, where they live now."""
+
+    def __getattr__(self, name: str):
+        price, account, state = _mod("blender.generate.price"), _mod("blender.account"), _mod("blender.generate.state")
+        return {
+            "QUOTE": lambda: price.QUOTE,
+            "ACCOUNT": lambda: account.ACCOUNT,
+            "want_quote": lambda: price.ask_price,
+            "want_account": lambda: account.ask_account,
+            "quote_key": lambda: price.quote_key,
+            "quiet_reason": lambda: _mod("blender.common.reporting").quiet_reason,
+            "problems": lambda: state.problems,
+        }[name]()
 
 
 @pytest.fixture()
 def panel(standin, sample_glb):
     """The stand-in serving generations quickly, and the panel's state and look-ups reset."""
-    ui = _mod("ui_generate")
+    ui = _Ui()
     standin.gen.generated_asset = sample_glb
     standin.gen.timeline_step = 0.05
     standin.gen.balance = 1000.0
@@ -60,7 +76,7 @@ def _quotes(server) -> list:
 
 
 def test_changing_a_price_option_asks_for_one_quote_off_the_main_thread(panel):
-    ui = _mod("ui_generate")
+    ui = _Ui()
     _state().output = "MESH"  # the update callback asks; nothing is sent before the timer runs
     assert _quotes(panel) == [] and ui.QUOTE.busy
     _settle(ui.QUOTE)
@@ -79,25 +95,25 @@ def test_changing_a_price_option_asks_for_one_quote_off_the_main_thread(panel):
 
 
 def test_without_a_key_or_online_access_no_request_is_sent(panel):
-    ui = _mod("ui_generate")
+    ui = _Ui()
     addon_prefs().api_key = ""
     _state().texture_size = "4096"
     ui.want_account(bpy.context)
     _settle(ui.QUOTE)
-    assert ui.quote_key(bpy.context)[3] == "no API key"
+    assert ui.quote_key(bpy.context)[2] == "no API key"
     addon_prefs().api_key = "test-key"
     bpy.context.preferences.system.use_online_access = False
     try:
         _state().texture_size = "2048"
         _settle(ui.QUOTE)
-        assert ui.quote_key(bpy.context)[3] == "online access is off"
+        assert ui.quote_key(bpy.context)[2] == "online access is off"
     finally:
         bpy.context.preferences.system.use_online_access = True
     assert panel.requests == []
 
 
 def test_a_failed_quote_is_kept_as_a_quiet_reason(panel):
-    ui = _mod("ui_generate")
+    ui = _Ui()
     addon_prefs().base_url = "http://127.0.0.1:9/api/v1"  # nothing listens there
     _state().turbo = True
     _settle(ui.QUOTE)
@@ -105,7 +121,7 @@ def test_a_failed_quote_is_kept_as_a_quiet_reason(panel):
 
 
 def test_the_account_is_fetched_in_the_background(panel):
-    ui = _mod("ui_generate")
+    ui = _Ui()
     ui.want_account(bpy.context)
     _settle(ui.ACCOUNT)
     account = ui.ACCOUNT.value
@@ -114,7 +130,7 @@ def test_the_account_is_fetched_in_the_background(panel):
 
 
 def test_reasons_are_shown_for_bad_options(panel, tmp_path):
-    ui = _mod("ui_generate")
+    ui = _Ui()
     st = _state()
     st.prompt = "ab"
     st.polygon_limit = 500
@@ -168,8 +184,8 @@ def test_panel_generate_refuses_before_any_request_when_an_option_is_wrong(panel
 
 
 def test_my_generations_thumbnail_is_decoded_off_the_main_thread(panel, tmp_path):
-    gens, store = _mod("generations"), _mod("generations_bpy").store()
-    ui_list = _mod("ui_generations")
+    gens, store = _mod("service.generations_store"), _mod("blender.common.stores").generations()
+    ui_list = _mod("blender.generations.panel")
     image = bpy.data.images.new("thumb", 40, 20)
     image.generated_type = "COLOR_GRID"
     image.filepath_raw = str(tmp_path / "thumb.png")
@@ -184,7 +200,7 @@ def test_my_generations_thumbnail_is_decoded_off_the_main_thread(panel, tmp_path
     )
     store.upsert(record)
     try:
-        pcoll = ui_list._previews["collection"]
+        pcoll = ui_list.THUMBNAILS._collection
         assert ui_list.thumbnail_icon(record.task_uuid) == 0  # nothing decoded yet: drawing shows the icon
         ui_list.load_thumbnails()  # the panel's timer (timers never fire in the bpy module): hands it over
         assert record.task_uuid not in pcoll, "decoded on the main thread"

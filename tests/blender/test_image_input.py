@@ -15,11 +15,11 @@ from conftest import MODULE
 
 
 def _mod():
-    return importlib.import_module(f"{MODULE}.image_input")
+    return importlib.import_module(f"{MODULE}.blender.common.image_input")
 
 
 def _errors():
-    return importlib.import_module(f"{MODULE}.errors")
+    return importlib.import_module(f"{MODULE}.service.errors")
 
 
 def png_pixels(path: Path) -> tuple[int, int, list[tuple[int, ...]]]:
@@ -101,7 +101,7 @@ def test_other_formats_blender_reads_are_converted_to_png(tmp_path, fmt, ext):
     image.save()
     bpy.data.images.remove(image)
     with pytest.raises(_errors().UnsupportedImage):
-        importlib.import_module(f"{MODULE}.generation").sniff_image(source)
+        importlib.import_module(f"{MODULE}.service.generation_request").sniff_image(source)
     before = sorted(i.name for i in bpy.data.images)
 
     with _mod().from_file(source) as prepared:

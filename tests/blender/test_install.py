@@ -50,7 +50,8 @@ def test_built_zip_validates_installs_and_imports(standin, sample_glb, tmp_path)
     zip_path = tmp_path / f"triverse-{manifest['version']}.zip"  # named after the manifest's version
     with zipfile.ZipFile(zip_path) as zf:
         names = set(zf.namelist())
-    assert {"blender_manifest.toml", "__init__.py", "client.py", "operators.py", "version.py"} <= names
+    layout = {"service/api.py", "service/version.py", "blender/__init__.py", "blender/importing/operators.py"}
+    assert {"blender_manifest.toml", "__init__.py", *layout} <= names
     assert {w.removeprefix("./") for w in manifest["wheels"]} <= names  # Blender installs them from here
     assert (tmp_path / f"triverse-{manifest['version']}-legacy.zip").is_file()  # for Blender 3.x
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]

@@ -76,8 +76,8 @@ def test_key_is_in_no_report_log_or_console_output(standin, sample_glb, secret_k
 
 
 def test_settings_and_client_reprs_hide_the_key(secret_key):
-    prefs_module = __import__("bl_ext.dev.triverse.preferences", fromlist=["get_settings"])
-    client_module = __import__("bl_ext.dev.triverse.client", fromlist=["TriverseClient"])
+    prefs_module = __import__("bl_ext.dev.triverse.blender.common.addon", fromlist=["get_settings"])
+    client_module = __import__("bl_ext.dev.triverse.service.api", fromlist=["TriverseClient"])
     settings = prefs_module.get_settings()
     assert settings.api_key == secret_key
     assert secret_key not in repr(settings)

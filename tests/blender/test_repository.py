@@ -32,6 +32,7 @@ REPO_MODULE = "triverse_repo"
 ADDON = f"bl_ext.{REPO_MODULE}.triverse"
 KEY = "test-key"  # the session stand-in's key (tests/blender/conftest.py)
 TIMEOUT = 180.0  # seconds for one driver command: a guard against a hung Blender, not a measurement
+RELEASE_0_2_0 = "ff70944"  # the commit of release 0.2.0: users upgrade from what it installed
 
 
 def manifest_version() -> str:
@@ -68,13 +69,26 @@ def static_server(directory: Path) -> Iterator[str]:
         httpd.server_close()
 
 
-def publish(repo_dir: Path, out_dir: Path, version: str | None = None) -> None:
-    """Publish the extension (this release, or `version`) into `repo_dir` as a maintainer does."""
-    cmd = [sys.executable, str(ROOT / "scripts" / "build.py"), "--python", sys.executable]
+def publish(repo_dir: Path, out_dir: Path, version: str | None = None, tree: Path = ROOT) -> None:
+    """Publish the extension of `tree` (this checkout, or `version` of it) into `repo_dir` as a maintainer does."""
+    cmd = [sys.executable, str(tree / "scripts" / "build.py"), "--python", sys.executable]
     cmd += ["--repository", str(repo_dir), "--output-dir", str(out_dir)]
     cmd += ["--version", version] if version else []
     run = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+
+def release_tree(commit: str, dest: Path) -> Path:
+    """The files of `commit` (a released version) in `dest`, with this checkout's fetched wheels (no download)."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], capture_output=True, check=False)
+    assert archive.returncode == 0, f"git archive {commit} failed (a clone without history?): {archive.stderr!r}"
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    wheels = ROOT / "build" / "wheels"
+    if wheels.is_dir():
+        (dest / "build").mkdir(exist_ok=True)
+        subprocess.run(["cp", "-r", str(wheels), str(dest / "build" / "wheels")], check=True)
+    return dest
 
 
 class Blender:
@@ -157,15 +171,18 @@ def user_agents(server: Any) -> set[str]:
 
 @pytest.fixture(scope="module")
 def upgrade_story(server, sample_glb, tmp_path_factory) -> dict[str, Any]:
-    """Install this release from the repository, use it, publish a newer version, upgrade, restart."""
+    """Install release 0.2.0 from the repository, use it (import, generate), publish this checkout as a newer
+    version into the same repository, upgrade, use it, restart."""
     base = tmp_path_factory.mktemp("repository")
     repo_dir, out_dir, user_dir = base / "published", base / "dist", base / "user"
     user_dir.mkdir()
     tasks = [str(uuid.uuid4()) for _ in range(3)]
     for task in tasks:
         server.add(task, sample_glb)
-    story: dict[str, Any] = {"tasks": tasks, "old": manifest_version(), "new": newer(manifest_version())}
-    publish(repo_dir, out_dir)
+    server.gen.generated_asset = sample_glb
+    server.gen.timeline_step = 0.05
+    story: dict[str, Any] = {"tasks": tasks, "old": "0.2.0", "new": newer(manifest_version())}
+    publish(repo_dir, out_dir, tree=release_tree(RELEASE_0_2_0, base / "release-0.2.0"))
     with static_server(repo_dir) as url, blender(user_dir, base / "blender-1.log") as bl:
         story["url"] = url
         story["add_repo"] = bl.value("add_repo", url=url)
@@ -176,9 +193,10 @@ def upgrade_story(server, sample_glb, tmp_path_factory) -> dict[str, Any]:
         server.requests.clear()
         story["import_1"] = bl.value("import_task", task=tasks[0])
         story["ua_1"] = user_agents(server)
+        story["generated"] = bl.value("generate", prompt="a stool made before the upgrade")
         story["state_1"] = bl.value("state")
 
-        publish(repo_dir, out_dir, story["new"])  # the same folder, the same server
+        publish(repo_dir, out_dir, story["new"])  # this checkout: the same folder, the same server
         story["index"] = json.loads((repo_dir / "index.json").read_text())
         story["zips"] = sorted(p.name for p in repo_dir.glob("*.zip"))
         story["sync_2"] = bl.value("sync")
@@ -244,13 +262,18 @@ def test_a_newer_version_is_seen_and_upgraded_to(upgrade_story):
     assert story["state_2"]["websocket"] == story["state_1"]["websocket"]
 
 
-def test_preferences_and_library_survive_the_upgrade(upgrade_story):
+def test_preferences_library_and_my_generations_survive_the_upgrade_from_0_2_0(upgrade_story):
     before, after = upgrade_story["state_1"], upgrade_story["state_2"]
+    assert before["version"] == "0.2.0" and before["layout"] == "0.2.0 (flat)", before
+    assert after["layout"] == "service + blender", after
     assert before["prefs"]["api_key"] == KEY
     assert after["prefs"] == before["prefs"]
     assert before["library"], "the first import put nothing in the library"
     assert set(before["library"]) <= set(after["library"])
     assert before["library_dir"] == after["library_dir"]
+    made = upgrade_story["generated"]
+    assert made["result"] == ["FINISHED"] and made["task"] in before["generations"]
+    assert after["generations"] == before["generations"]  # My Generations, read by the new code
 
 
 def test_preferences_and_library_survive_a_restart(upgrade_story):
@@ -344,7 +367,15 @@ def _drive() -> None:
         manifest = Path(repo().directory) / "triverse" / "blender_manifest.toml"
         out["manifest_version"] = tomllib.loads(manifest.read_text())["version"] if manifest.is_file() else None
         if enabled:
-            out["version"] = importlib.import_module(ADDON + ".version").VERSION
+            try:  # the layout since 0.3: service/ and blender/; 0.2.0's was flat
+                out["version"] = importlib.import_module(ADDON + ".service.version").VERSION
+                store = importlib.import_module(ADDON + ".blender.common.stores").generations()
+                out["layout"] = "service + blender"
+            except ImportError:
+                out["version"] = importlib.import_module(ADDON + ".version").VERSION
+                store = importlib.import_module(ADDON + ".generations_bpy").store()
+                out["layout"] = "0.2.0 (flat)"
+            out["generations"] = sorted(record.task_uuid for record in store.all())
             addon_prefs = prefs.addons[ADDON].preferences
             names = ("api_key", "base_url", "connect_timeout", "library_cap_mb", "use_library", "library_dir")
             out["prefs"] = {n: getattr(addon_prefs, n) for n in names}
@@ -359,13 +390,28 @@ def _drive() -> None:
             out["websocket"] = None
         return out
 
+    def library_settled() -> None:
+        """The library records a model once hashed, after the import: wait for it, as a script would."""
+        for name in (".service.library", ".library"):  # this layout, then 0.2.0's
+            try:
+                importlib.import_module(ADDON + name).wait_for_pending(10)
+                return
+            except ImportError:
+                continue
+
     def import_task(task: str) -> dict[str, Any]:
         bpy.ops.wm.read_homefile(use_empty=True)
         result = bpy.ops.triverse.import_task(task_uuid=task)
-        # The library records the model once hashed, after the import: wait for it, as a script would.
-        importlib.import_module(ADDON + ".library").wait_for_pending(10)
+        library_settled()
         objects = sorted(ob.name for ob in bpy.data.objects if ob.get("triverse_task_uuid") == task)
         return {"result": sorted(result), "objects": objects}
+
+    def generate(prompt: str) -> dict[str, Any]:
+        before = {ob.name for ob in bpy.data.objects}
+        result = bpy.ops.triverse.generate(prompt=prompt, wait=True)
+        library_settled()
+        task = next(ob.get("triverse_task_uuid") for ob in bpy.data.objects if ob.name not in before)
+        return {"result": sorted(result), "task": task}
 
     def save_userpref() -> None:
         bpy.ops.wm.save_userpref()
@@ -377,7 +423,18 @@ def _drive() -> None:
 
     commands: dict[str, Callable[..., Any]] = {
         f.__name__: f
-        for f in (add_repo, sync, install, upgrade, set_prefs, state, import_task, save_userpref, read_userpref)
+        for f in (
+            add_repo,
+            sync,
+            install,
+            upgrade,
+            set_prefs,
+            state,
+            import_task,
+            generate,
+            save_userpref,
+            read_userpref,
+        )
     }
     assert addon_utils  # imported for its side effect: Blender's add-on machinery is loaded
     for line in sys.stdin:

@@ -32,7 +32,11 @@ def test_invoke_without_a_window_does_the_whole_job(standin, sample_glb):
 
 
 def test_worker_job_reports_progress_then_the_main_thread_imports(standin, sample_glb):
-    core, scene_import, preferences = _mod("core"), _mod("scene_import"), _mod("preferences")
+    core, scene_import, preferences = (
+        _mod("service.jobs"),
+        _mod("blender.common.scene_import"),
+        _mod("blender.common.addon"),
+    )
     task = _task(standin, sample_glb)
     standin.fail("slow", task, bytes_per_second=400_000)
     job = core.Job.start(preferences.get_settings(), task)
@@ -51,7 +55,7 @@ def test_worker_job_reports_progress_then_the_main_thread_imports(standin, sampl
 
 
 def test_the_same_task_twice_is_refused_while_the_first_runs(standin, sample_glb):
-    core, preferences = _mod("core"), _mod("preferences")
+    core, preferences = _mod("service.jobs"), _mod("blender.common.addon")
     task = _task(standin, sample_glb)
     standin.fail("stall", task, after_bytes=1000, seconds=30)
     job = core.Job.start(preferences.get_settings(), task)
@@ -71,7 +75,7 @@ def test_the_same_task_twice_is_refused_while_the_first_runs(standin, sample_glb
 
 
 def test_recent_imports_and_select_task_objects(standin, sample_glb):
-    scene_import = _mod("scene_import")
+    scene_import = _mod("blender.common.scene_import")
     first, second = _task(standin, sample_glb), _task(standin, sample_glb)
     bpy.ops.triverse.import_task(task_uuid=first)
     bpy.ops.triverse.import_task(task_uuid=second)
@@ -114,7 +118,7 @@ def test_library_off_keeps_nothing(standin, sample_glb):
 
 
 def test_disabling_the_addon_mid_download_cancels_it_quickly_and_leaves_no_partial(standin, sample_glb):
-    core, preferences = _mod("core"), _mod("preferences")
+    core, preferences = _mod("service.jobs"), _mod("blender.common.addon")
     task = _task(standin, sample_glb)
     standin.fail("stall", task, after_bytes=20_000, seconds=30)
     job = core.Job.start(preferences.get_settings(), task)
@@ -144,14 +148,14 @@ def _poll_until(job, predicate, timeout: float = 10.0) -> None:
 
 
 def test_a_finished_task_whose_download_has_not_begun_says_starting(standin, sample_glb):
-    core, ui, preferences = _mod("core"), _mod("ui"), _mod("preferences")
+    core, ui, preferences = _mod("service.jobs"), _mod("blender.common.job_progress"), _mod("blender.common.addon")
     task = _task(standin, sample_glb)
     standin.fail("first_byte_delay", task, seconds=1.0)
     job = core.Job.start(preferences.get_settings(), task, wait=30)
     try:
         _poll_until(job, lambda: job.status is not None)
         assert job.status.status == "SUCCESS"
-        assert ui._progress_text(job) == (None, "Starting download...")  # not "Task SUCCESS, 100%"
+        assert ui.progress_text(job) == (None, "Starting download...")  # not "Task SUCCESS, 100%"
     finally:
         job.cancel()
         job.join(5)
@@ -174,7 +178,7 @@ def _blender_png(tmp_path: Path) -> tuple[bytes, list[float]]:
 
 
 def test_the_preview_is_decoded_by_the_worker_and_released(standin, sample_glb, tmp_path):
-    core, ui, preferences = _mod("core"), _mod("ui"), _mod("preferences")
+    core, ui, preferences = _mod("service.jobs"), _mod("blender.common.job_progress"), _mod("blender.common.addon")
     task = str(uuid.uuid4())
     png, blenders_pixels = _blender_png(tmp_path)
     standin.add(task, sample_glb, preview=png)
@@ -183,9 +187,9 @@ def test_the_preview_is_decoded_by_the_worker_and_released(standin, sample_glb, 
     job = core.Job.start(preferences.get_settings(), task)
     try:
         _poll_until(job, lambda: job.preview is not None)
-        pcoll = ui._previews["collection"]
-        assert ui._preview_icon(job) == 0 and job.key not in pcoll  # draw() only looks: nothing loaded there
-        ui.load_preview(job)  # what the modal does on its tick
+        pcoll = ui.JOB_PREVIEWS._collection
+        assert ui.JOB_PREVIEWS.icon(job.key) == 0 and job.key not in pcoll  # draw() only looks: nothing loaded there
+        ui.JOB_PREVIEWS.put(job.key, job.preview_pixels)  # what the modal does on its tick
         assert tuple(pcoll[job.key].image_size) == (24, 16)
         assert len(bpy.data.images) == images_before  # Blender decoded nothing: no image datablock
         pixels = list(pcoll[job.key].image_pixels_float)
@@ -195,14 +199,14 @@ def test_the_preview_is_decoded_by_the_worker_and_released(standin, sample_glb, 
         job.cancel()
         job.join(5)
         job.poll()
-        ui.forget_preview(job)
+        ui.JOB_PREVIEWS.forget(job.key)
         job.finish()
-    assert job.key not in ui._previews["collection"]
+    assert job.key not in ui.JOB_PREVIEWS._collection
     assert not job.preview.exists()  # the worker removed its private preview folder
 
 
 def test_a_task_whose_cancelled_worker_still_runs_cannot_be_imported_again(standin, sample_glb):
-    core, preferences = _mod("core"), _mod("preferences")
+    core, preferences = _mod("service.jobs"), _mod("blender.common.addon")
     task = _task(standin, sample_glb)
     standin.fail("first_byte_delay", task, times=1, seconds=2.0)  # abort() cannot wake a wait for headers
     job = core.Job.start(preferences.get_settings(), task)

@@ -81,7 +81,7 @@ class TRIVERSE_OT_account_refresh(bpy.types.Operator):
         return {"FINISHED"}
 
 
-_register_classes, _unregister_classes = bpy.utils.register_classes_factory((TRIVERSE_OT_account_refresh,))
+_register_classes, _unregister_classes = addon.classes_registration((TRIVERSE_OT_account_refresh,))
 
 
 def register() -> None:

@@ -100,7 +100,7 @@ class TRIVERSE_OT_library_clear(bpy.types.Operator):
         return {"FINISHED"}
 
 
-_register_classes, _unregister_classes = bpy.utils.register_classes_factory(
+_register_classes, _unregister_classes = addon.classes_registration(
     (TRIVERSE_OT_library_open, TRIVERSE_OT_library_clear)
 )
 

@@ -106,4 +106,4 @@ class TRIVERSE_AP_preferences(bpy.types.AddonPreferences):
             section(layout, context)
 
 
-register, unregister = bpy.utils.register_classes_factory((TRIVERSE_AP_preferences,))
+register, unregister = addon.classes_registration((TRIVERSE_AP_preferences,))

@@ -22,6 +22,12 @@ PreferenceSection = Callable[[bpy.types.UILayout, bpy.types.Context], None]
 PREFERENCE_SECTIONS: dict[str, list[PreferenceSection]] = {"library": [], "end": []}
 
 
+def classes_registration(classes: tuple[type, ...]) -> tuple[Callable[[], None], Callable[[], None]]:
+    """(register, unregister) of `classes` in order and in reverse: `bpy.utils.register_classes_factory`, whose
+    result fake-bpy-module's stubs type as None."""
+    return bpy.utils.register_classes_factory(classes)  # type: ignore[no-any-return, func-returns-value]
+
+
 def addon_preferences(context: bpy.types.Context | None = None) -> Any:
     """This add-on's preferences (None while it is being disabled)."""
     context = context or bpy.context

@@ -11,6 +11,7 @@ import bpy
 from bpy.props import StringProperty
 
 from ...service.errors import human_size
+from . import addon
 from .previews import PreviewCollection
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ class TRIVERSE_OT_cancel_import(bpy.types.Operator):
         return {"FINISHED"}
 
 
-_register_classes, _unregister_classes = bpy.utils.register_classes_factory((TRIVERSE_OT_cancel_import,))
+_register_classes, _unregister_classes = addon.classes_registration((TRIVERSE_OT_cancel_import,))
 
 
 def register() -> None:

@@ -3,9 +3,10 @@ worker thread) are copied in on the main thread, outside `draw()`, which only as
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ...service.thumbnail import Pixels
+if TYPE_CHECKING:
+    from ...service.thumbnail import Pixels
 
 
 class PreviewCollection:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import bpy
 from bpy.props import PointerProperty
 
-from ..common import lookups
+from ..common import addon, lookups
 from . import operators, panel, price, state
 
-_register_classes, _unregister_classes = bpy.utils.register_classes_factory(
+_register_classes, _unregister_classes = addon.classes_registration(
     (state.TRIVERSE_PG_generate, price.TRIVERSE_OT_refresh_price, *operators.classes, *panel.classes)
 )
 

@@ -154,11 +154,6 @@ def _created_message(created: Created) -> str:
     return f"Created Triverse task {created.task_uuid}{cost}: it is in My Generations; import it there when it is done."
 
 
-def _created_message(created: Created) -> str:
-    cost = f" for {created.cost_credits:g} credits" if created.cost_credits is not None else ""
-    return f"Created Triverse task {created.task_uuid}{cost}: it is in My Generations; import it there when it is done."
-
-
 class TRIVERSE_OT_generate_from_panel(bpy.types.Operator):
     """Generate a model from the panel's prompt or image (the price is shown above the button)"""
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import bpy
-
+from ..common import addon
 from . import operators, panel
 
-_register_classes, _unregister_classes = bpy.utils.register_classes_factory((*operators.classes, *panel.classes))
+_register_classes, _unregister_classes = addon.classes_registration((*operators.classes, *panel.classes))
 
 
 def register() -> None:

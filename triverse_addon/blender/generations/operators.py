@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 import bpy
 from bpy.props import StringProperty
 
-from ...service.task_ids import parse_task_uuid
 from ..common import addon, stores
 from ..common.generated import import_generated, stopped_message
 from ..common.generation_input import operator_arguments, request_from
@@ -41,6 +40,7 @@ class TRIVERSE_OT_generation_import(ModalJob, bpy.types.Operator):
         from ...service.api import TriverseClient
         from ...service.jobs import Job
         from ...service.obtain import obtain_asset, open_library
+        from ...service.task_ids import parse_task_uuid
 
         try:
             task_uuid = parse_task_uuid(self.task_uuid)
@@ -56,6 +56,7 @@ class TRIVERSE_OT_generation_import(ModalJob, bpy.types.Operator):
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         """From the list: download on a worker thread (the same job as Import)."""
         from ...service.jobs import Job
+        from ...service.task_ids import parse_task_uuid
 
         try:
             task_uuid = parse_task_uuid(self.task_uuid)

@@ -8,17 +8,20 @@ the timer copies the pixels into a previews collection (no file read, no decodin
 
 from __future__ import annotations
 
-import queue
+import collections
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import bpy
 
-from ...service import thumbnail
 from ..common import redraw, stores
 from ..common.job_progress import running_jobs
 from ..common.previews import PreviewCollection
+
+if TYPE_CHECKING:
+    from ...service.thumbnail import Pixels
 
 SHOWN = 12  # rows drawn; the rest are counted (the list keeps up to the store's cap)
 THUMB_STEP = 1.0  # seconds between looks for new preview files
@@ -26,7 +29,7 @@ THUMB_STEP = 1.0  # seconds between looks for new preview files
 THUMBNAILS = PreviewCollection()
 _loaded: dict[str, str] = {}  # task UUID -> preview file shown for it (or found unreadable)
 _pending: set[str] = set()  # task UUIDs whose preview a thread is decoding
-_decoded: queue.Queue[tuple[str, str, thumbnail.Pixels | None]] = queue.Queue()
+_decoded: collections.deque[tuple[str, str, Pixels | None]] = collections.deque()  # appended by a worker
 
 
 def title(record: object) -> str:
@@ -75,19 +78,21 @@ def thumbnail_icon(task_uuid: str) -> int:
 
 def _decode(jobs: list[tuple[str, str]]) -> None:
     """Worker: read and decode preview files (never on the main thread: pure-Python PNG decoding)."""
+    from ...service import thumbnail  # loaded here, on the worker: not at Blender's start
+
     for task_uuid, path in jobs:
         try:
             pixels = thumbnail.decode_png(Path(path).read_bytes())
         except (OSError, ValueError):
             pixels = None  # only a picture: the row shows its icon instead
-        _decoded.put((task_uuid, path, pixels))
+        _decoded.append((task_uuid, path, pixels))
 
 
 def load_thumbnails() -> float | None:
     """Timer: hand new preview files to a decoding thread; copy decoded pixels into the previews."""
     changed = False
-    while not _decoded.empty():
-        task_uuid, path, pixels = _decoded.get_nowait()
+    while _decoded:
+        task_uuid, path, pixels = _decoded.popleft()
         _pending.discard(task_uuid)
         _loaded[task_uuid] = path
         if pixels is not None:

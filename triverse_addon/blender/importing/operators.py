@@ -10,7 +10,6 @@ import bpy
 from bpy.props import BoolProperty, FloatProperty, StringProperty
 
 from ...service import errors
-from ...service.task_ids import parse_task_uuid
 from ..common import addon, lookups, scene_import
 from ..common.modal_job import ModalJob
 from ..common.reporting import report_failure, report_imported
@@ -19,8 +18,8 @@ if TYPE_CHECKING:
     from ...service.jobs import Job
     from ...service.obtain import Asset
 
-# The network path (service.api, .obtain, .jobs) is imported where it is first used, as Blender's own importers
-# do: it keeps requests and urllib3 out of Blender's start (`common.startup` loads them in the background).
+# The service's modules (api, obtain, jobs, task_ids) are imported where they are first used, as Blender's own
+# importers do: that keeps requests and urllib3 out of Blender's start (`common.startup` loads them meanwhile).
 
 
 class TRIVERSE_OT_import_task(ModalJob, bpy.types.Operator):
@@ -52,6 +51,7 @@ class TRIVERSE_OT_import_task(ModalJob, bpy.types.Operator):
         from ...service.api import TriverseClient
         from ...service.jobs import Job
         from ...service.obtain import obtain_asset, obtain_from_library, open_library
+        from ...service.task_ids import parse_task_uuid
 
         try:
             task_uuid = parse_task_uuid(self.task_uuid)
@@ -79,6 +79,7 @@ class TRIVERSE_OT_import_task(ModalJob, bpy.types.Operator):
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         """From the sidebar: download on a worker thread while Blender stays responsive."""
         from ...service.jobs import Job
+        from ...service.task_ids import parse_task_uuid
 
         try:
             task_uuid = parse_task_uuid(self.task_uuid)
@@ -139,4 +140,4 @@ class TRIVERSE_OT_select_task_objects(bpy.types.Operator):
         return {"FINISHED"}
 
 
-register, unregister = bpy.utils.register_classes_factory((TRIVERSE_OT_import_task, TRIVERSE_OT_select_task_objects))
+register, unregister = addon.classes_registration((TRIVERSE_OT_import_task, TRIVERSE_OT_select_task_objects))

@@ -93,7 +93,7 @@ class TRIVERSE_PT_import(bpy.types.Panel):
                 col.label(text=f"{record.format.upper()}  {human_size(record.size)}  {source}")
 
 
-_register_classes, _unregister_classes = bpy.utils.register_classes_factory((TRIVERSE_PG_sidebar, TRIVERSE_PT_import))
+_register_classes, _unregister_classes = addon.classes_registration((TRIVERSE_PG_sidebar, TRIVERSE_PT_import))
 
 
 def register() -> None:
