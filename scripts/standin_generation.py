@@ -383,13 +383,16 @@ def serve_watch(handler: Any, owner: Any, task_uuid: str, mode: str | None) -> N
     cleanly after it, "silent" never sends anything, "no_finalized" sends the final status as a plain
     `update` and keeps the socket open.
     """
-    from websockets.datastructures import Headers
-    from websockets.http11 import Request
     from websockets.protocol import State
     from websockets.server import ServerProtocol
 
+    # The handler has read the request already; it is fed to the protocol again (the URL without its query, which
+    # holds the key) so that its parser goes on to WebSocket frames: the client's close is answered at once.
     proto = ServerProtocol()
-    response = proto.accept(Request(urlsplit(handler.path).path, Headers(list(handler.headers.items()))))
+    head = "".join(f"{name}: {value}\r\n" for name, value in handler.headers.items())
+    proto.receive_data(f"GET {urlsplit(handler.path).path} HTTP/1.1\r\n{head}\r\n".encode("latin-1"))
+    (request,) = proto.events_received()
+    response = proto.accept(request)
     proto.send_response(response)
     sock: socket.socket = handler.connection
     _flush(proto, sock)
