@@ -79,9 +79,25 @@ def write_result() -> None:
     os.replace(tmp, path)
 
 
+# The add-on's modules this driver reaches into (dotted, below the package).
+JOBS = "service.jobs"
+JOB_PROGRESS = "blender.common.job_progress"
+PRICE = "blender.generate.price"
+GENERATE_STATE = "blender.generate.state"
+GENERATE_PANEL = "blender.generate.panel"
+STORES = "blender.common.stores"
+IMAGE_INPUT = "blender.common.image_input"
+ACCOUNT = "blender.account"
+STARTUP = "blender.common.startup"
+
+
 def mod(name: str) -> Any:
-    """A module of the enabled add-on, exactly as Blender loaded it."""
-    return sys.modules[f"{ADDON}.{name}"]
+    """A module of the enabled add-on, exactly as Blender loaded it (a clear error when it is not there)."""
+    try:
+        return sys.modules[f"{ADDON}.{name}"]
+    except KeyError:
+        loaded = sorted(m for m in sys.modules if m.startswith(f"{ADDON}."))
+        raise KeyError(f"the add-on has no module {ADDON}.{name} (loaded: {loaded})") from None
 
 
 def panel_state() -> Any:
@@ -162,6 +178,8 @@ def setup() -> None:
     module = addon_utils.enable(ADDON, default_set=True)
     if module is None or ADDON not in prefs.addons:
         raise RuntimeError(f"addon_utils.enable({ADDON!r}) failed (staged at {staged})")
+    # The add-on reads My Generations and loads its network modules on a thread at register: wait for it.
+    startup_done = mod(STARTUP).wait(10.0)
 
     server = StandinServer(api_key=API_KEY)
     server.gen.generated_asset = model
@@ -178,6 +196,8 @@ def setup() -> None:
         "websocket_client_importable": _importable("websocket"),
         "progress_widget": hasattr(bpy.types.UILayout, "progress"),
         "tmp": tempfile.gettempdir(),
+        "startup_done": startup_done,
+        "generations_loaded": mod(STORES).generations().loaded,
     }
     bpy.utils.register_class(UITEST_PT_triverse_probe)
 
@@ -327,9 +347,9 @@ def quote_requests() -> list[dict[str, Any]]:
 
 
 def shown_quote() -> Any:
-    ui = mod("ui_generate")
-    key = ui.quote_key(bpy.context)[0]
-    return ui.QUOTE.value if ui.QUOTE.current(key) and ui.QUOTE.error is None else None
+    price = mod(PRICE)
+    key, _request, _why_not = price.quote_key(bpy.context)
+    return price.QUOTE.value if price.QUOTE.current(key) and price.QUOTE.error is None else None
 
 
 def scenario_price_and_typing() -> Step:
@@ -338,7 +358,7 @@ def scenario_price_and_typing() -> Step:
     RESULT["typing"] = out
     yield from wait_for(shown_quote, 10.0, "the first price")
     yield 0.3
-    out["reason_shown_for_empty_prompt"] = mod("ui_generate").problems(panel_state(), bpy.context)
+    out["reason_shown_for_empty_prompt"] = mod(GENERATE_STATE).problems(panel_state(), bpy.context)
     screenshot("generate-empty.png")
     x, y = yield from find(lambda s: s.endswith("triverse_generate.prompt"), "the prompt field", operator=False)
     STATE["typing_at"] = (x, y)
@@ -349,7 +369,7 @@ def scenario_price_and_typing() -> Step:
     yield from wait_for(lambda: panel_state().prompt == PROMPT, 5.0, "the typed prompt")
     yield 0.3
     out["prompt"] = panel_state().prompt
-    out["reasons_after_typing"] = mod("ui_generate").problems(panel_state(), bpy.context)
+    out["reasons_after_typing"] = mod(GENERATE_STATE).problems(panel_state(), bpy.context)
     out["quotes_for_typing"] = len(quote_requests()) - quotes_before  # the prompt does not change the price
     first = shown_quote()
     out["price"] = {"cost": first.cost_credits, "balance": first.available_credits}
@@ -370,11 +390,11 @@ def scenario_price_and_typing() -> Step:
 
 
 def job_text(job: Any) -> str:
-    return mod("ui_generate").job_lines(job)[1]
+    return mod(JOB_PROGRESS).progress_text(job)[1]
 
 
 def generate_jobs() -> list[Any]:
-    return list(mod("ui_generate")._generate_jobs())
+    return list(mod(GENERATE_PANEL).generation_jobs())
 
 
 def new_job(before: list[Any]) -> Step:
@@ -397,7 +417,7 @@ def scenario_generate() -> Step:
     seen: list[str] = []
     shots: dict[str, str] = {}
     end = time.monotonic() + 40.0
-    while job in mod("core").Job.active():
+    while job in mod(JOBS).Job.active():
         text = job_text(job)
         if not seen or seen[-1] != text:
             seen.append(text)
@@ -425,7 +445,7 @@ def scenario_generate() -> Step:
     out["objects"] = sorted(ob.name for ob in objects)
     roots = [ob for ob in objects if ob.parent is None]
     out["root_properties"] = {k: str(v) for k, v in roots[0].items()} if roots else {}
-    record = mod("generations_bpy").store().get(task) if task else None
+    record = mod(STORES).generations().get(task) if task else None
     out["record"] = {"status": record.status, "prompt": record.prompt, "cost": record.cost_credits} if record else None
     create = [json.loads(r.body) for r in server.requests_for("/tasks/text-to-model")]
     out["create_bodies"] = [{k: v for k, v in b.items() if k != "client_order_id"} for b in create]
@@ -457,11 +477,11 @@ def scenario_stop_watching() -> Step:
     STATE["found_at"]["the X (stop watching)"] = button[1] - 40  # the watched generation is under Generate
     x, y = yield from find(lambda s: "generation_stop" in s, "the X (stop watching)", x_from_right=48)
     click(x, y)
-    yield from wait_for(lambda: job not in mod("core").Job.active(), 5.0, "the watch to stop")
+    yield from wait_for(lambda: job not in mod(JOBS).Job.active(), 5.0, "the watch to stop")
     yield 1.5  # the panel's timer notices the watch ended and asks for the balance again
     yield from wait_for(shown_quote, 10.0, "the price again")
     yield 0.5
-    record = mod("generations_bpy").store().get(task)
+    record = mod(STORES).generations().get(task)
     out.update(
         {
             "task": task,
@@ -521,7 +541,7 @@ def scenario_viewport_capture() -> Step:
     screenshot("generate-image.png")
     quote = shown_quote()
     out["panel_before_click"] = {
-        "problems": mod("ui_generate").problems(st, bpy.context),
+        "problems": mod(GENERATE_STATE).problems(st, bpy.context),
         "quote": [quote.cost_credits, quote.available_credits] if quote else None,
     }
     screen = view3d()[2]
@@ -529,7 +549,7 @@ def scenario_viewport_capture() -> Step:
     jobs_before = generate_jobs()
     click(x, y)
     job = yield from new_job(jobs_before)
-    yield from wait_for(lambda: job not in mod("core").Job.active(), 40.0, "the image generation to end")
+    yield from wait_for(lambda: job not in mod(JOBS).Job.active(), 40.0, "the image generation to end")
     yield 0.5
     new_files = [k for k in server.gen.files if k not in files_before]
     out["uploaded"] = [
@@ -547,7 +567,7 @@ def scenario_viewport_capture() -> Step:
     if new_files:
         out["capture_vs_screenshot"] = compare_with_screenshot(ARGS.out / "generate-uploaded.png")
     # The camera's view, captured directly (the panel's Camera source calls the same function).
-    with mod("image_input").capture_view(bpy.context, camera=True) as shot:
+    with mod(IMAGE_INPUT).capture_view(bpy.context, camera=True) as shot:
         out["camera_capture"] = png_size(shot.path)
         render = bpy.context.scene.render
         out["render_size"] = [render.resolution_x * render.resolution_percentage // 100,
@@ -598,7 +618,7 @@ class UITEST_PT_account(bpy.types.Panel):
     bl_order = 2000
 
     def draw(self, context: Any) -> None:
-        mod("ui_generate").draw_account(self.layout, context)
+        mod(ACCOUNT).draw_account(self.layout, context)
 
 
 def scenario_account() -> Step:
@@ -606,7 +626,7 @@ def scenario_account() -> Step:
     server: StandinServer = STATE["server"]
     out: dict[str, Any] = {}
     RESULT["account"] = out
-    ui = mod("ui_generate")
+    ui = mod(ACCOUNT)
     ui.ACCOUNT.forget()
     before = len(server.requests_for("/users/me"))
     bpy.utils.register_class(UITEST_PT_account)

@@ -49,6 +49,7 @@ from ui_common import (
     ADDON,
     API_KEY,
     ARGS,
+    JOBS,
     LIBRARY_DIR,
     RESULT,
     STATE,
@@ -56,6 +57,7 @@ from ui_common import (
     WORK,
     Runner,
     addon_module,
+    check_addon_layout,
     log,
     make_model,
     part_files,
@@ -124,6 +126,14 @@ def setup() -> None:
         "progress_widget": hasattr(bpy.types.UILayout, "progress"),
     }
     STATE["prefixes"] = sorted({str(staged), str(staged.resolve()), str(build.PACKAGE), str(build.PACKAGE.resolve())})
+    # The add-on reads My Generations and imports its network modules on a thread of its own at register:
+    # wait for it, so that every module the driver reaches into (and checks below) is loaded.
+    RESULT["setup"]["startup_done"] = addon_module("blender.common.startup").wait(10.0)
+    layout = check_addon_layout(STATE["prefixes"])
+    RESULT["setup"]["layout_problems"] = layout
+    RESULT["errors"].extend(f"add-on layout: {problem}" for problem in layout)  # the run fails, loudly
+    for problem in layout:
+        log(f"add-on layout: {problem}")
 
     server = StandinServer(api_key=API_KEY)
     server.start()
@@ -150,7 +160,7 @@ def at_exit() -> None:
     """At interpreter exit (after Blender disabled the add-ons): what is left of the downloads."""
     info: dict[str, Any] = {"exit_at": time.time(), "part_files": part_files()}
     try:
-        info["active_jobs"] = [j.task_uuid for j in addon_module("core").Job.active()]
+        info["active_jobs"] = [j.task_uuid for j in addon_module(JOBS).Job.active()]
     except Exception as exc:
         info["active_jobs_error"] = repr(exc)
     try:

@@ -42,6 +42,22 @@ SLOW_SECONDS = 5.5  # how long the "slow" download takes
 MODEL_PADDING = 3_000_000  # bytes of unused buffer added to the GLB (a ~3.3 MB file that imports fast)
 STALL_AFTER = 200_000  # bytes a stalled download sends before it stops
 
+# The add-on's modules the driver reaches into (dotted, below the package), and the add-on's functions the
+# profiler's figures are read for: keyed as AddonProfiler keys them, by the file's path in the package (no
+# ".py") and the function's name. `check_addon_layout` (at set-up) makes the run fail when one of these no
+# longer names a module or function of the loaded add-on, instead of a figure silently reading 0.
+JOBS = "service.jobs"
+JOB_PROGRESS = "blender.common.job_progress"
+MODAL_JOB = "blender.common.modal_job"
+ADDON_SETTINGS = "blender.common.addon"
+SCENE_IMPORT = "blender.common.scene_import"
+IMPORT_PANEL_DRAW = "blender/importing/panel.draw"  # the Import panel's draw()
+STATUSBAR_DRAW = "blender/common/job_progress.draw_statusbar"  # the status bar's progress item
+MODAL = "blender/common/modal_job.modal"  # every job's modal operator (ModalJob.modal)
+JOB_GET = "service/jobs.get"  # Job.get, which the driver itself calls while waiting
+IMPORT_OPERATORS = "blender/importing/operators"  # the Import operator's own file (its invoke, job_done)
+PROFILED_FUNCTIONS = (IMPORT_PANEL_DRAW, STATUSBAR_DRAW, MODAL, JOB_GET)
+
 Step = Generator[float, None, Any]
 RESULT: dict[str, Any] = {
     "ok": False,
@@ -98,8 +114,71 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def addon_module(name: str) -> Any:
-    """A module of the enabled add-on (`triverse.core`, ...), exactly as Blender loaded it."""
-    return sys.modules[f"{ADDON}.{name}"]
+    """A module of the enabled add-on (`triverse.service.jobs`, ...), exactly as Blender loaded it."""
+    try:
+        return sys.modules[f"{ADDON}.{name}"]
+    except KeyError:
+        loaded = sorted(m for m in sys.modules if m.startswith(f"{ADDON}."))
+        raise KeyError(f"the add-on has no module {ADDON}.{name} (loaded: {loaded})") from None
+
+
+def check_addon_layout(prefixes: Iterable[str]) -> list[str]:
+    """What does not match between the driver and the loaded add-on (empty when all is well).
+
+    Every add-on module's file must be one the profiler recognises (its prefixes are the add-on's folders),
+    under the key its module name says; every function the tests read a figure for (PROFILED_FUNCTIONS) must
+    exist in the file its key names; every module the driver reaches into must be loaded.
+    """
+    problems: list[str] = []
+    profiler = AddonProfiler(prefixes)
+    modules = {name: m for name, m in list(sys.modules.items()) if name == ADDON or name.startswith(f"{ADDON}.")}
+    wrong: list[str] = []
+    for name, module in sorted(modules.items()):
+        filename = getattr(module, "__file__", None)
+        if not filename:
+            continue
+        want = name.removeprefix(ADDON).removeprefix(".").replace(".", "/")
+        want = f"{want}/__init__" if filename.endswith("__init__.py") else want
+        want = want.removeprefix("/")
+        got = profiler.key_of(filename)
+        if got != want:
+            wrong.append(f"{filename} as {got!r}, not {want!r}")
+    if wrong:
+        problems.append(
+            f"the profiler keys {len(wrong)} of the add-on's {len(modules)} modules wrongly (its prefixes: "
+            f"{list(profiler.prefixes)}): {'; '.join(wrong[:3])}{'; ...' if len(wrong) > 3 else ''}"
+        )
+    for key in PROFILED_FUNCTIONS:
+        path, _, function = key.rpartition(".")
+        module = modules.get(f"{ADDON}.{path.replace('/', '.')}")
+        if module is None:
+            problems.append(f"profiler key {key!r}: the add-on has no module {ADDON}.{path.replace('/', '.')}")
+        elif function not in _function_names(module):
+            problems.append(f"profiler key {key!r}: {module.__name__} defines no function {function!r}")
+    for name in (JOBS, JOB_PROGRESS, MODAL_JOB, ADDON_SETTINGS, SCENE_IMPORT, IMPORT_OPERATORS.replace("/", ".")):
+        if f"{ADDON}.{name}" not in modules:
+            problems.append(f"the driver reaches into {ADDON}.{name}, which the add-on did not load")
+    return problems
+
+
+def _function_names(module: Any) -> set[str]:
+    """Names (co_name) of the functions and methods whose code is in `module`'s own file."""
+    names: set[str] = set()
+    filename = getattr(module, "__file__", None)
+
+    def note(value: Any) -> None:
+        value = getattr(value, "__func__", value)  # classmethod, staticmethod, bound method
+        code = getattr(value, "__code__", None)
+        if code is not None and code.co_filename == filename:
+            names.add(code.co_name)
+
+    for value in vars(module).values():
+        if isinstance(value, type) and value.__module__ == module.__name__:
+            for member in vars(value).values():
+                note(member)
+        else:
+            note(value)
+    return names
 
 
 def part_files() -> list[str]:
@@ -377,11 +456,15 @@ class AddonProfiler:
     A `sys.setprofile` hook on the main thread notes when control enters the first frame whose code
     lives in the add-on's files (the modal, the panel's and status bar's draw, ...) and when that frame
     returns; everything called from there (bpy, queue, ...) counts as the add-on's. The hook's own
-    overhead inside those calls is counted too, so the figure is an upper bound.
+    overhead inside those calls is counted too, so the figure is an upper bound. Each entry point is keyed
+    "<file's path in the package, no .py>.<function>" ("blender/importing/panel.draw"): `key_of`.
     """
 
     def __init__(self, prefixes: Iterable[str]) -> None:
-        self.prefixes = tuple(prefixes)
+        # The add-on's package folders (staged and source, as given and resolved), each ending in a separator:
+        # "…/addons/triverse" alone would also match a neighbour "…/addons/triverse_old/…".
+        self.prefixes = tuple(sorted({str(p).rstrip(os.sep) + os.sep for p in prefixes}, key=len, reverse=True))
+        self._keys: dict[str, str | None] = {}  # co_filename -> its key (None: not the add-on's)
         self.depth = 0
         self.entered = 0.0
         self.entry = ""
@@ -390,14 +473,31 @@ class AddonProfiler:
         self.calls: dict[str, list[float]] = {}
         self.events: list[tuple[float, float, str]] = []  # (entered, seconds, entry point)
 
+    def key_of(self, filename: str) -> str | None:
+        """The add-on file's path in its package without ".py" ("blender/importing/panel"), or None when
+        `filename` is not one of the add-on's files. Several files share a name (panel.py, operators.py):
+        the stem alone would mix them up."""
+        try:
+            return self._keys[filename]
+        except KeyError:
+            pass
+        key = None
+        for prefix in self.prefixes:
+            if filename.startswith(prefix):
+                key = filename[len(prefix) :].removesuffix(".py").replace(os.sep, "/")
+                break
+        self._keys[filename] = key
+        return key
+
     def hook(self, frame: Any, event: str, arg: Any) -> None:
         if event == "call":
-            if frame.f_code.co_filename.startswith(self.prefixes):
+            key = self.key_of(frame.f_code.co_filename)
+            if key is not None:
                 if self.depth == 0:
                     self.entered = time.perf_counter()
-                    self.entry = f"{Path(frame.f_code.co_filename).stem}.{frame.f_code.co_name}"
+                    self.entry = f"{key}.{frame.f_code.co_name}"
                 self.depth += 1
-        elif event == "return" and self.depth and frame.f_code.co_filename.startswith(self.prefixes):
+        elif event == "return" and self.depth and self.key_of(frame.f_code.co_filename) is not None:
             self.depth -= 1
             if self.depth == 0:
                 spent = time.perf_counter() - self.entered
@@ -416,6 +516,23 @@ class AddonProfiler:
         self.buckets.append(self.bucket)
         self.bucket = 0.0
 
+    def require_calls(self, what: str, *keys: str) -> bool:
+        """A window in which the add-on's code must have run (its modal, its timer, its draw): an error in
+        the result when the profiler recorded no call into the add-on at all (its prefixes match none of
+        the add-on's files) or none of `keys`. True when all is there."""
+        seen = sorted(self.calls)
+        if not seen:
+            RESULT["errors"].append(
+                f"{what}: the profiler recorded no call into the add-on at all; its prefixes "
+                f"{list(self.prefixes)} match none of the add-on's files (e.g. {addon_file_example()})"
+            )
+            return False
+        missing = [k for k in keys if k not in self.calls]
+        if missing:
+            RESULT["errors"].append(f"{what}: the profiler recorded no call of {missing}; keys seen: {seen}")
+            return False
+        return True
+
     def summary(self) -> dict[str, Any]:
         return {
             "addon_max_ms": ms(max(self.buckets, default=0.0)),
@@ -425,6 +542,11 @@ class AddonProfiler:
                 for name, v in sorted(self.calls.items())
             },
         }
+
+
+def addon_file_example() -> str:
+    module = sys.modules.get(f"{ADDON}.{MODAL_JOB}") or sys.modules.get(ADDON)
+    return str(getattr(module, "__file__", None))
 
 
 class Probe:
@@ -503,7 +625,7 @@ class Probe:
         more when a pass took longer than a tick): the viewport, the sidebar, the status bar."""
         drawn = list(self.drawn_at)
         if self.profiler:
-            drawn += [(t, "STATUSBAR") for t, _, name in self.profiler.events if name == "ui.draw_statusbar"]
+            drawn += [(t, "STATUSBAR") for t, _, name in self.profiler.events if name == STATUSBAR_DRAW]
         per_gap: list[list[str]] = []
         follow_ups, last_ui = 0, -1.0
         for a, b in zip(self.ticks, self.ticks[1:], strict=False):
@@ -524,7 +646,9 @@ class Probe:
         events = [(t, region) for t, region in drawn]
         if self.profiler:
             events += [
-                (t, name) for t, _, name in self.profiler.events if name.startswith(("operators.", "modal_job."))
+                (t, name)
+                for t, _, name in self.profiler.events
+                if name.startswith((f"{IMPORT_OPERATORS}.", f"{MODAL.rpartition('.')[0]}."))
             ]
         return {
             # what was drawn and when the add-on's operator ran, in ms from the start of the window
@@ -539,9 +663,9 @@ class Probe:
 
 
 def micro_benchmark() -> dict[str, Any]:
-    """`core.Job.poll` (with a tick's worth of progress events) and `modal_job.redraw_ui`, called here."""
-    core, modal_job, preferences = addon_module("core"), addon_module("modal_job"), addon_module("preferences")
-    job = core.Job(preferences.get_settings(bpy.context), str(uuidlib.uuid4()))  # never started
+    """`Job.poll` (with a tick's worth of progress events) and `modal_job.redraw_ui`, called here."""
+    jobs, modal_job, addon = addon_module(JOBS), addon_module(MODAL_JOB), addon_module(ADDON_SETTINGS)
+    job = jobs.Job(addon.get_settings(bpy.context), str(uuidlib.uuid4()))  # never started
     polls, redraws = [], []
     try:
         for i in range(300):

@@ -7,7 +7,10 @@ from typing import Any
 
 import bpy
 from ui_common import (
+    JOB_GET,
+    JOBS,
     LIBRARY_DIR,
+    MODAL,
     RESULT,
     STALL_AFTER,
     STATE,
@@ -31,7 +34,7 @@ from standin_server import StandinServer
 
 def cancel_scenario(key: str, how: str) -> Step:
     """4: a stalled download cancelled with Esc over the 3D view, or with the panel's Cancel operator."""
-    core = addon_module("core")
+    core = addon_module(JOBS)
     server: StandinServer = STATE["server"]
     task = STATE["tasks"][key]
     server.fail("stall", task, after_bytes=STALL_AFTER, seconds=30)
@@ -64,11 +67,12 @@ def cancel_scenario(key: str, how: str) -> Step:
     gone = time.perf_counter()
     out["latency_ms"] = ms(gone - pressed)
     measured = probe.stop()
+    probe.profiler.require_calls(f"cancel by {how}", MODAL)  # the modal took the Esc / saw the job end
     out["main_thread"] = {k: v for k, v in measured.items() if k != "addon_calls"}
     # When the add-on's code ran after the press (ms after it, ms spent, entry point): Esc reaches the
     # modal on Blender's next event pass, the job goes on a later timer tick once the worker has stopped.
     out["addon_calls_after_press"] = [
-        [ms(t - pressed), ms(d), name] for t, d, name in probe.profiler.events if t >= pressed and name != "core.get"
+        [ms(t - pressed), ms(d), name] for t, d, name in probe.profiler.events if t >= pressed and name != JOB_GET
     ]
     out["part_files_when_gone"] = part_files()
     out["job_phase"] = job.phase
@@ -87,7 +91,7 @@ def cancel_scenario(key: str, how: str) -> Step:
 
 def scenario_two_tasks() -> Step:
     """5: two different tasks at once both import; the same task twice is refused."""
-    core = addon_module("core")
+    core = addon_module(JOBS)
     server: StandinServer = STATE["server"]
     a, b = STATE["tasks"]["two_a"], STATE["tasks"]["two_b"]
     size = (WORK / "model.glb").stat().st_size
@@ -117,7 +121,7 @@ def scenario_two_tasks() -> Step:
 
 def scenario_quit() -> Step:
     """6: quit while a download is stalled (result.json is written first; the test times the exit)."""
-    core = addon_module("core")
+    core = addon_module(JOBS)
     server: StandinServer = STATE["server"]
     task = STATE["tasks"]["quit"]
     server.fail("stall", task, after_bytes=STALL_AFTER, seconds=30)
