@@ -5,7 +5,8 @@
     python3 scripts/test.py --allow-skip    # on your own machine: checks lacking a tool skip, loudly
 
 Tiers:
-- lint     ruff (lint + format), mypy --strict on the pure modules, pyright with fake-bpy-module
+- lint     ruff (lint + format), mypy --strict on the pure modules, pyright with fake-bpy-module, and
+           scripts/check_layers.py (the two layers, one room per feature, no import circle, no module over 450 lines)
 - unit     the pure modules (no Blender) against a real loopback server
 - bpy42 / bpy50   real Blender as a Python module (4.2.23 LTS, 5.0.1), the extension loaded from an
            extensions repository, driven against the local stand-in for the service
@@ -88,7 +89,7 @@ class Outcome:
 
 
 def lint() -> Outcome:
-    """Style and types."""
+    """Style, types and the package's layers."""
     venv = _bootstrap.venv_python("lint").parent
     out, ok = [], True
     for cmd in (
@@ -96,6 +97,7 @@ def lint() -> Outcome:
         [venv / "ruff", "format", "--check", "triverse_addon", "scripts", "tests"],
         [venv / "mypy"],
         [venv / "pyright"],
+        [venv / "python", "scripts/check_layers.py"],
     ):
         proc = subprocess.run([str(c) for c in cmd], cwd=ROOT, capture_output=True, text=True, check=False)
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or [""]
