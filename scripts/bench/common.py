@@ -53,8 +53,9 @@ RUNS = {
     "batch": (5, 1),
     "stall": (3, 1),
     "watch": ((8, 8), (2, 2)),  # (latency runs of each way, 3 s work windows of each condition)
+    "startup": (15, 3),  # rounds of fresh bpy processes: 0.2.0, now, baseline (about 1.5 s each)
 }
-TIMEOUT = {"server": 20, "assets": 900, "curl": 120, "rss": 120, "e2e": 900, "batch": 180, "ui": 300}
+TIMEOUT = {"server": 20, "assets": 900, "curl": 120, "rss": 120, "e2e": 900, "batch": 180, "ui": 300, "startup": 120}
 SERVER_LIFETIME = 3600.0  # a server started by this script stops by itself after this, whatever happens
 
 TARGETS = {
@@ -64,6 +65,7 @@ TARGETS = {
     "e2e_defaults": 1.10,  # the same with the library on, fastest against fastest
     "batch": 3.0,  # jobs 4 over jobs 1
     "stall_ms": 50.0,
+    "startup_ms": 20.0,  # what enabling the add-on adds to Blender's start (bpy 5.0)
 }
 
 

@@ -23,10 +23,11 @@ from .plot import plot
 from .report import machine, markdown_table, rows, write_markdown
 from .rss import bench_rss, worker_rss
 from .stall import bench_stall, ui_unavailable
+from .startup import bench_startup
 from .throughput import bench_throughput
 from .watch import bench_watch, worker_watch, worker_watch_serve
 
-PHASES = ("throughput", "rss", "e2e", "e2e_defaults", "batch", "stall", "watch")
+PHASES = ("throughput", "rss", "e2e", "e2e_defaults", "batch", "stall", "watch", "startup")
 
 
 def run_phase(results: dict[str, Any], name: str, fn: Callable[[], dict[str, Any]]) -> None:
@@ -68,7 +69,8 @@ def main() -> int:
     kinds = ("padded", "mesh") if "e2e_defaults" in phases and "mesh" in args.kinds else ("padded",)
     assets: dict[str, dict[str, Any]] = {}
     try:
-        assets = ensure_assets(tmp / "assets.log", kinds)
+        if set(phases) != {"startup"}:  # the start-up measure needs no GLB and no server
+            assets = ensure_assets(tmp / "assets.log", kinds)
         with contextlib.ExitStack() as stack:
             servers: dict[str, dict[str, Any]] = {}
             for key, asset in assets.items():
@@ -106,6 +108,8 @@ def main() -> int:
         if "watch" in phases:
             asset_1mb = Path(assets["1 MB"]["path"])
             run_phase(results, "watch", lambda: bench_watch(asset_1mb, RUNS["watch"][pick], tmp))
+        if "startup" in phases:
+            run_phase(results, "startup", lambda: bench_startup(RUNS["startup"][pick], tmp))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
