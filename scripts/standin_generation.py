@@ -384,20 +384,11 @@ def serve_watch(handler: Any, owner: Any, task_uuid: str, mode: str | None) -> N
     `update` and keeps the socket open.
     """
     from websockets.protocol import State
-    from websockets.server import ServerProtocol
 
-    # The handler has read the request already; it is fed to the protocol again (the URL without its query, which
-    # holds the key) so that its parser goes on to WebSocket frames: the client's close is answered at once.
-    proto = ServerProtocol()
-    head = "".join(f"{name}: {value}\r\n" for name, value in handler.headers.items())
-    proto.receive_data(f"GET {urlsplit(handler.path).path} HTTP/1.1\r\n{head}\r\n".encode("latin-1"))
-    (request,) = proto.events_received()
-    response = proto.accept(request)
-    proto.send_response(response)
-    sock: socket.socket = handler.connection
-    _flush(proto, sock)
-    if response.status_code != 101:
+    proto = accept_websocket(handler)
+    if proto is None:
         return
+    sock: socket.socket = handler.connection
     last: str | None = None
     finished = False
     closing_until = float("inf")  # after our close frame, the client gets a moment to answer it
@@ -436,6 +427,22 @@ def serve_watch(handler: Any, owner: Any, task_uuid: str, mode: str | None) -> N
             _flush(proto, sock)
             if proto.state is State.CLOSED:
                 return
+
+
+def accept_websocket(handler: Any) -> Any:
+    """Answer the handshake on the handler's socket: the protocol object once accepted, else None (refused)."""
+    from websockets.server import ServerProtocol
+
+    # The handler has read the request already; it is fed to the protocol again (the URL without its query, which
+    # holds the key) so that its parser goes on to WebSocket frames: the client's close, pings.
+    proto = ServerProtocol()
+    head = "".join(f"{name}: {value}\r\n" for name, value in handler.headers.items())
+    proto.receive_data(f"GET {urlsplit(handler.path).path} HTTP/1.1\r\n{head}\r\n".encode("latin-1"))
+    (request,) = proto.events_received()
+    response = proto.accept(request)
+    proto.send_response(response)
+    _flush(proto, handler.connection)
+    return proto if response.status_code == 101 else None
 
 
 def _flush(proto: Any, sock: socket.socket) -> None:

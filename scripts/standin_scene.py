@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from standin_generation import (
     MAX_UPLOAD,
@@ -50,6 +50,7 @@ from standin_generation import (
     _bad,
     _err,
     _ok,
+    accept_websocket,
 )
 
 API = "/api/v1"
@@ -325,20 +326,11 @@ def serve_watch_all(handler: Any, owner: Any, since: float | None, mode: str | N
     `update`. Otherwise it stays open until the client closes or the server stops.
     """
     from websockets.protocol import State
-    from websockets.server import ServerProtocol
 
-    # The handler has read the request already; it is fed to the protocol again (the URL without its query)
-    # so that its parser goes on to WebSocket frames: the client's close, pings.
-    proto = ServerProtocol()
-    head = "".join(f"{name}: {value}\r\n" for name, value in handler.headers.items())
-    proto.receive_data(f"GET {urlsplit(handler.path).path} HTTP/1.1\r\n{head}\r\n".encode("latin-1"))
-    (request,) = proto.events_received()
-    response = proto.accept(request)
-    proto.send_response(response)
-    sock: socket.socket = handler.connection
-    _send(proto, sock)
-    if response.status_code != 101:
+    proto = accept_websocket(handler)
+    if proto is None:
         return
+    sock: socket.socket = handler.connection
     watcher, pending = owner.gen._open_watch(since)
     sent: dict[str, str] = {}  # task uuid -> the state last sent
     closing_until = float("inf")  # after our close frame, the client gets a moment to answer it
