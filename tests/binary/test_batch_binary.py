@@ -208,7 +208,9 @@ def checkout_with_a_bug(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "triverse_addon", copy / "triverse_addon", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(ROOT / "blender_manifest.toml", copy / "blender_manifest.toml")
     shutil.copytree(ROOT / "build" / "wheels", copy / "build" / "wheels")  # no download for the staging
-    with open(copy / "triverse_addon" / "batch.py", "a") as f:
+    planted = copy / "triverse_addon" / "blender" / "importing" / "batch.py"
+    assert planted.is_file(), f"{planted} does not exist: the batch module moved, plant the bug where it is now"
+    with open(planted, "a") as f:
         f.write("\n\ndef import_tasks(*args, **kwargs):\n    raise ZeroDivisionError('a bug planted by the test')\n")
     return copy
 

@@ -46,9 +46,9 @@ DRIVER = textwrap.dedent(
         result["operator"] = hasattr(bpy.types, "TRIVERSE_OT_import_task")
         result["operator_name"] = bpy.ops.triverse.import_task.get_rna_type().name if result["operator"] else None
         if result["enabled"]:
-            import triverse.client, triverse.version
-            result["version"] = triverse.version.VERSION
-            result["user_agent"] = triverse.client.USER_AGENT
+            import triverse.service.transport, triverse.service.version
+            result["version"] = triverse.service.version.VERSION
+            result["user_agent"] = triverse.service.transport.USER_AGENT
         if step == "install":  # the operator works: a real task from the stand-in service
             import numpy
             numpy.bool = bool  # Debian's Blender 3.4 glTF importer vs Debian's numpy 1.24: a driver fix

@@ -179,7 +179,8 @@ def setup() -> None:
     if module is None or ADDON not in prefs.addons:
         raise RuntimeError(f"addon_utils.enable({ADDON!r}) failed (staged at {staged})")
     # The add-on reads My Generations and loads its network modules on a thread at register: wait for it.
-    startup_done = mod(STARTUP).wait(10.0)
+    mod(STARTUP).ensure()  # the rest of the start-up steps now
+    startup_done = True
 
     server = StandinServer(api_key=API_KEY)
     server.gen.generated_asset = model

@@ -8,23 +8,23 @@ both rules. Registration runs in the order of `PARTS` (unregistration in reverse
 
 from __future__ import annotations
 
-import bpy
-
 from . import account, generate, generations, importing, library, preferences
-from .common import job_progress, lookups, startup, stores
+from .common import addon, job_progress, lookups, startup, stores
 
 PARTS = (preferences, lookups, job_progress, importing, generate, generations, library, account)
 
 
 def register() -> None:
-    """Register every part, then start the background start-up work (never on Blender's main thread)."""
+    """Register every part; the start-up work (the network stack, My Generations) comes after Blender's start."""
+    stores.register(addon.user_folder())
     for part in PARTS:
         part.register()
-    startup.begin(bpy.context)
+    startup.begin()
 
 
 def unregister() -> None:
     """Unregister in reverse: running downloads are cancelled and their partial files removed."""
+    startup.end()
     stores.unregister()
     for part in reversed(PARTS):
         part.unregister()

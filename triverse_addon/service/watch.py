@@ -25,6 +25,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+import certifi
+
 from . import errors
 from .api import TaskStatus, TriverseClient
 from .settings import check_ready
@@ -39,6 +41,11 @@ __all__ = [
     "wait_for_success",
     "watch_url",
 ]
+
+try:  # imported with this module, never by a worker thread: two threads importing at once can deadlock
+    import websocket
+except ImportError:  # Blender 3.x loads the add-on without its wheel: the watch polls there
+    websocket = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +207,6 @@ def _read_socket(
     status: TaskStatus,
 ) -> TaskStatus | None:
     """Statuses from the socket until a terminal one (returned); None when the socket fails or falls silent."""
-    import websocket
-
     heard = time.monotonic()
     while True:
         _check_cancel(client)
@@ -247,9 +252,7 @@ def _open_socket(client: TriverseClient, task_uuid: str) -> Any:
     hangs; an abandoned handshake closes its socket itself when it ends.
     """
     short = task_uuid[:8]
-    try:
-        import websocket
-    except ImportError:
+    if websocket is None:
         log.debug("Task %s: no WebSocket client in this Blender; polling", short)
         return None
     if websocket.isEnabledForTrace():
@@ -349,8 +352,6 @@ def _ca_file(client: TriverseClient) -> str:
         value = os.environ.get(name, "")
         if value and os.path.isfile(value):
             return value
-    import certifi
-
     return str(certifi.where())
 
 

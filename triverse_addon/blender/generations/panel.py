@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,13 +77,11 @@ def thumbnail_icon(task_uuid: str) -> int:
     return THUMBNAILS.icon(task_uuid) if task_uuid in _loaded else 0
 
 
-def _decode(jobs: list[tuple[str, str]]) -> None:
+def _decode(jobs: list[tuple[str, str]], decode_png: Callable[[bytes], Pixels]) -> None:
     """Worker: read and decode preview files (never on the main thread: pure-Python PNG decoding)."""
-    from ...service import thumbnail  # loaded here, on the worker: not at Blender's start
-
     for task_uuid, path in jobs:
         try:
-            pixels = thumbnail.decode_png(Path(path).read_bytes())
+            pixels = decode_png(Path(path).read_bytes())
         except (OSError, ValueError):
             pixels = None  # only a picture: the row shows its icon instead
         _decoded.append((task_uuid, path, pixels))
@@ -113,8 +112,10 @@ def load_thumbnails() -> float | None:
         if r.preview_file and _loaded.get(r.task_uuid) != r.preview_file and r.task_uuid not in _pending
     ]
     if wanted:
+        from ...service.thumbnail import decode_png  # imported here, on the main thread: a worker never imports
+
         _pending.update(task_uuid for task_uuid, _ in wanted)
-        threading.Thread(target=_decode, args=(wanted,), name="triverse-thumbnails", daemon=True).start()
+        threading.Thread(target=_decode, args=(wanted, decode_png), name="triverse-thumbnails", daemon=True).start()
     if changed:
         redraw.tag_sidebars()
     return THUMB_STEP
