@@ -4,11 +4,23 @@ settings and the library's; below them, the sections other features add (the lib
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import bpy
 from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 
 from ..service.settings import DEFAULT_BASE_URL
 from .common import addon
+
+
+def _changed(name: str) -> Callable[[Any, bpy.types.Context], None]:
+    """An update callback telling the features that follow the preferences (they register in addon)."""
+
+    def update(self: Any, context: bpy.types.Context) -> None:
+        addon.preference_changed(name, context)
+
+    return update
 
 
 class TRIVERSE_AP_preferences(bpy.types.AddonPreferences):
@@ -65,6 +77,35 @@ class TRIVERSE_AP_preferences(bpy.types.AddonPreferences):
         description="Remove the oldest models beyond this size; 0 for no limit",
         default=0,
         min=0,
+    )
+
+    watch_account: BoolProperty(
+        name="Show Tasks Made Elsewhere",
+        description="Keep one connection to your Triverse account open, so that tasks made on the web app, by a "
+        "script or a teammate appear in My Generations as they are made",
+        default=False,
+        update=_changed("watch_account"),
+    )
+    auto_import_finished: BoolProperty(
+        name="Import Finished Tasks Automatically",
+        description="A task made elsewhere that succeeds is imported into the open scene at once (needs Show "
+        "Tasks Made Elsewhere)",
+        default=False,
+        update=_changed("auto_import_finished"),
+    )
+    use_asset_library: BoolProperty(
+        name="Triverse Asset Library",
+        description="Keep every model imported or generated as an asset of a Blender asset library named "
+        "Triverse (registered under Preferences > File Paths > Asset Libraries)",
+        default=True,
+        update=_changed("use_asset_library"),
+    )
+    asset_library_dir: StringProperty(
+        name="Asset Library Folder",
+        description="Where the Triverse asset library keeps its .blend files; empty for the add-on's own user folder",
+        subtype="DIR_PATH",
+        default="",
+        update=_changed("asset_library_dir"),
     )
 
     def draw(self, context: bpy.types.Context) -> None:

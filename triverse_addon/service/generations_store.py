@@ -55,6 +55,9 @@ class GenerationRecord:
     error: str = ""
     preview_file: str = ""
     imported: bool = False
+    origin: str = ""  # "" made from this Blender; "elsewhere" seen on the account (the web app, another machine)
+    source_object: str = ""  # texturing or remeshing: the name of the object it was made from
+    texture_prompt: str = ""  # text-to-texture's prompt (`prompt` stays the generation's own)
 
     def __post_init__(self) -> None:
         self.image_name = os.path.basename(self.image_name.replace("\\", "/"))
@@ -103,11 +106,13 @@ class GenerationStore:
         self._records: dict[str, GenerationRecord] = {}
         self._lock = threading.RLock()
         self._loaded = False
+        self._synced_at = ""  # the last time the account's feed was caught up with (UTC ISO-8601), "" never
 
     def load(self) -> GenerationStore:
         """Read the file (missing: empty; unreadable: set aside as `.corrupt`, then empty)."""
         with self._lock:
             self._records = {}
+            self._synced_at = ""
             self._loaded = True
             try:
                 raw = self.path.read_bytes()
@@ -127,7 +132,23 @@ class GenerationStore:
                 return self
             for record in sorted(records, key=lambda r: r.created_at):
                 self._records[record.task_uuid] = record
+            synced = doc.get("synced_at")
+            self._synced_at = synced if isinstance(synced, str) else ""
             return self
+
+    @property
+    def synced_at(self) -> str:
+        """The last time the account's feed was caught up with (UTC ISO-8601), "" when never."""
+        with self._lock:
+            self._ensure_loaded()
+            return self._synced_at
+
+    def set_synced_at(self, when: str) -> None:
+        """Note the time the account's feed was caught up with, and write the file."""
+        with self._lock:
+            self._ensure_loaded()
+            self._synced_at = when
+            self._write()
 
     @property
     def loaded(self) -> bool:
@@ -202,7 +223,9 @@ class GenerationStore:
             Path(record.preview_file).unlink(missing_ok=True)
 
     def _write(self) -> None:
-        doc = {"version": FORMAT_VERSION, "generations": [r.to_json() for r in self._records.values()]}
+        doc: dict[str, Any] = {"version": FORMAT_VERSION, "generations": [r.to_json() for r in self._records.values()]}
+        if self._synced_at:
+            doc["synced_at"] = self._synced_at  # 0.2.0 reads the file and ignores this key
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)

@@ -20,6 +20,15 @@ ADDON_ID = (__package__ or "triverse.blender.common").removesuffix(".blender.com
 PreferenceSection = Callable[[bpy.types.UILayout, bpy.types.Context], None]
 # Drawn in the preferences, added by features on register: "library" inside the library's box, "end" below all.
 PREFERENCE_SECTIONS: dict[str, list[PreferenceSection]] = {"library": [], "end": []}
+# A preference changed: (name, context) to the features that follow it (registered on register).
+PreferenceChanged = Callable[[str, bpy.types.Context], None]
+PREFERENCE_CHANGED: list[PreferenceChanged] = []
+
+
+def preference_changed(name: str, context: bpy.types.Context) -> None:
+    """Tell the features that follow the preferences that `name` changed (an update callback's body)."""
+    for follow in list(PREFERENCE_CHANGED):
+        follow(name, context)
 
 
 def classes_registration(classes: tuple[type, ...]) -> tuple[Callable[[], None], Callable[[], None]]:

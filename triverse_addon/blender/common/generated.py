@@ -16,11 +16,16 @@ if TYPE_CHECKING:
 
 
 def import_generated(
-    operator: bpy.types.Operator, context: bpy.types.Context, asset: Asset, prompt: str, image_path: str = ""
+    operator: bpy.types.Operator,
+    context: bpy.types.Context,
+    asset: Asset,
+    prompt: str,
+    image_path: str = "",
+    flow: str = "",
 ) -> set[str]:
     """Import a generated model (its temporary files removed after), report it, mark it in My Generations."""
     try:
-        imported = scene_import.import_generated(context, asset, prompt, image_path)
+        imported = scene_import.import_generated(context, asset, prompt, image_path, flow)
     except Exception as exc:  # noqa: BLE001 - reported once, in report_failure
         return report_failure(operator, exc)
     finally:

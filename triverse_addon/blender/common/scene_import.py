@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 TAG = "triverse_task_uuid"
 PROMPT = "triverse_prompt"  # on a generated model's root
+FLOW = "triverse_flow"  # on a generated model's root: the service's flow (text-to-model, image-to-mesh...)
 
 # format -> candidate operators (module, name, options), the first one this Blender has wins.
 _IMPORTERS: dict[str, tuple[tuple[str, str, dict[str, object]], ...]] = {
@@ -52,6 +53,7 @@ class Imported:
     size: int
     from_library: bool
     seconds: float
+    properties: dict[str, str] = field(default_factory=dict)  # what the root was given (the prompt, the flow)
 
 
 @dataclass
@@ -68,6 +70,9 @@ class Record:
 
 RECENT: list[Record] = []  # this Blender session's imports, newest first
 RECENT_MAX = 8
+# Called after every successful import (main thread) by the features that follow imports (the asset library);
+# a failure there is logged, never the import's.
+AFTER_IMPORT: list[Callable[[Imported], None]] = []
 
 
 def importer_for(fmt: str) -> Callable[..., set[str]]:
@@ -137,19 +142,30 @@ def import_asset(
         asset.size,
         asset.from_library,
         time.perf_counter() - started,
+        dict(root_properties or {}),
     )
     RECENT.insert(0, Record(asset.task_uuid, asset.format, asset.size, asset.from_library, objects=len(objects)))
     del RECENT[RECENT_MAX:]
+    for follow in list(AFTER_IMPORT):
+        try:
+            follow(imported)
+        except Exception:  # what follows an import never undoes it
+            log.exception("After importing task %s", asset.task_uuid[:8])
     return imported
 
 
-def import_generated(context: bpy.types.Context, asset: Asset, prompt: str, image_path: str = "") -> Imported:
+def import_generated(
+    context: bpy.types.Context, asset: Asset, prompt: str, image_path: str = "", flow: str = ""
+) -> Imported:
     """Import a generated model into a collection named after its prompt (or image) and task, the prompt kept."""
+    properties = {PROMPT: prompt, TAG: asset.task_uuid}
+    if flow:
+        properties[FLOW] = flow
     return import_asset(
         context,
         asset,
         collection_name=collection_name(prompt, asset.task_uuid, image_path),
-        root_properties={PROMPT: prompt, TAG: asset.task_uuid},
+        root_properties=properties,
     )
 
 

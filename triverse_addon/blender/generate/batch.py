@@ -109,7 +109,7 @@ def _import(context: bpy.types.Context, outcome: BatchOutcome) -> GenerationResu
         return result
     asset = outcome.result
     try:
-        imported = scene_import.import_generated(context, asset, request.prompt, request.image_path)
+        imported = scene_import.import_generated(context, asset, request.prompt, request.image_path, request.flow_name)
     except Exception as exc:
         if not isinstance(exc, errors.TriverseError):
             log.error("Import of %s failed unexpectedly", asset.task_uuid, exc_info=exc)

@@ -112,7 +112,7 @@ class TRIVERSE_OT_generate(ModalJob, bpy.types.Operator):
             return report_failure(self, exc, "generation")
         finally:
             lookups.changed("credits")
-        return import_generated(self, context, asset, request.prompt, request.image_path)
+        return import_generated(self, context, asset, request.prompt, request.image_path, request.flow_name)
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         """From the sidebar: create and watch on a worker thread while Blender stays responsive."""
@@ -146,7 +146,8 @@ class TRIVERSE_OT_generate(ModalJob, bpy.types.Operator):
         if job.error is not None:
             return report_failure(self, job.error, "generation")
         assert job.result is not None
-        return import_generated(self, context, job.result, self.prompt, bpy.path.abspath(self.image_path))
+        request = request_from(self)
+        return import_generated(self, context, job.result, request.prompt, request.image_path, request.flow_name)
 
 
 def _created_message(created: Created) -> str:

@@ -31,9 +31,9 @@ class TRIVERSE_OT_generation_import(ModalJob, bpy.types.Operator):
 
     task_uuid: StringProperty(options={"SKIP_SAVE"})
 
-    def _names(self) -> tuple[str, str]:
+    def _names(self) -> tuple[str, str, str]:
         record = stores.generations().get(self.task_uuid)
-        return (record.prompt, record.image_path) if record is not None else ("", "")
+        return (record.prompt, record.image_path, record.flow_name) if record is not None else ("", "", "")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         """Synchronously, through the import path (the library first)."""
