@@ -8,10 +8,20 @@ both rules. Registration runs in the order of `PARTS` (unregistration in reverse
 
 from __future__ import annotations
 
-from . import account, generate, generations, importing, library, preferences
-from .common import addon, job_progress, lookups, startup, stores
+from . import account, generate, generations, importing, library, preferences, scene_tools
+from .common import addon, job_progress, lookups, startup, stores, temp_images
 
-PARTS = (preferences, lookups, job_progress, importing, generate, generations, library, account)
+PARTS = (
+    preferences,
+    lookups,
+    job_progress,
+    importing,
+    generate,
+    scene_tools,
+    generations,
+    library,
+    account,
+)
 
 
 def register() -> None:
@@ -25,6 +35,7 @@ def register() -> None:
 def unregister() -> None:
     """Unregister in reverse: running downloads are cancelled and their partial files removed."""
     startup.end()
+    temp_images.forget_all()
     stores.unregister()
     for part in reversed(PARTS):
         part.unregister()

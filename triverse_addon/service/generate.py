@@ -28,7 +28,7 @@ from pathlib import Path
 
 from . import errors, watch
 from .api import TaskStatus, TriverseClient
-from .generation_api import Created, create, upload_image
+from .generation_api import Created, Validated, create, upload_image
 from .generation_request import GenerationRequest
 from .generations_store import TERMINAL, GenerationRecord, GenerationStore
 from .jobs import Job
@@ -42,8 +42,10 @@ __all__ = [
     "Generated",
     "check",
     "create_task",
+    "finish_in_job",
     "finish_task",
     "generate",
+    "keep_record",
     "refuse_if_running",
     "request_key",
     "update_record",
@@ -73,7 +75,7 @@ def request_key(request: GenerationRequest, allow_duplicate: bool = False, image
     return f"generate:{digest[:16]}"
 
 
-def check(request: GenerationRequest, image_file: str = "") -> None:
+def check(request: Validated, image_file: str = "") -> None:
     """`InvalidParameters` with the first reason `validate()` gives (the panel shows each under its field).
 
     With `image_file` (an earlier upload's file_key) the local image no longer matters.
@@ -106,7 +108,7 @@ def create_task(
         image_file = upload_image(client, request.image_path)
     created = create(client, request, order_id, image_file=image_file or None, allow_duplicate=allow_duplicate)
     if store is not None:
-        _keep(store, _record(request, created, order_id, image_file))
+        keep_record(store, _record(request, created, order_id, image_file))
     return created
 
 
@@ -224,10 +226,10 @@ def update_record(store: GenerationStore, task_uuid: str, status: TaskStatus) ->
         changed.error = status.error if status.status != "SUCCESS" else ""
         changed.finished_at = changed.finished_at or time.time()
     if changed != record:
-        _keep(store, changed)
+        keep_record(store, changed)
 
 
-def _keep(store: GenerationStore, record: GenerationRecord) -> None:
+def keep_record(store: GenerationStore, record: GenerationRecord) -> None:
     """Write a record; a list that cannot be saved (disk full) never stops a generation already paid for."""
     try:
         store.upsert(record)
@@ -276,25 +278,33 @@ class GenerateJob(Job):
             )
             job.claim_task(created.task_uuid)
             job.created = created  # one assignment: the main thread reads it when it polls
-
-            def progress(received: int, total: int | None) -> None:
-                job.fetch_preview()  # once the model flows, as Import does: the picture never delays it
-                job.report_progress(received, total)
-
-            return finish_task(
-                job.client,
-                created.task_uuid,
-                library,
-                store=store,
-                timeout=timeout,
-                on_status=job.report_status,
-                progress=progress,
-            )
+            return finish_in_job(job, created, library, store=store, timeout=timeout)
 
         job = cls.start(settings, online_access=online_access, work=work, key=key)
         assert isinstance(job, GenerateJob)
         job.request, job.order_id = request, order_id
         return job
+
+
+def finish_in_job(
+    job: Job, created: Created, library: Library | None, *, store: GenerationStore | None, timeout: float
+) -> Asset:
+    """A job's second half once its task exists (and was claimed): `finish_task` reporting through the job
+    (status, bytes received, and the preview once the model flows, as Import does)."""
+
+    def progress(received: int, total: int | None) -> None:
+        job.fetch_preview()  # only now: the picture never delays the model
+        job.report_progress(received, total)
+
+    return finish_task(
+        job.client,
+        created.task_uuid,
+        library,
+        store=store,
+        timeout=timeout,
+        on_status=job.report_status,
+        progress=progress,
+    )
 
 
 def refuse_if_running(key: str) -> None:

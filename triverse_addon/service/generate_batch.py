@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from . import errors
 from .api import TriverseClient
 from .generate import WATCH_TIMEOUT, generate
-from .generation_api import Created, Quote, quote
+from .generation_api import Created, Priced, Quote, quote
 from .generation_request import GenerationRequest
 from .generation_request import new_order_id as fresh_order_id
 from .generations_store import GenerationStore
@@ -20,9 +21,22 @@ from .library import Library
 from .obtain import Asset
 from .settings import Settings
 
-__all__ = ["BatchOutcome", "generate_many", "quote_all"]
+__all__ = ["BatchOutcome", "generate_many", "in_order", "quote_all"]
 
 log = logging.getLogger(__name__)
+
+
+class Outcome(Protocol):
+    """What `in_order` yields: at least the model or the error."""
+
+    @property
+    def result(self) -> Asset | errors.TriverseError:
+        """The model, or why there is none."""
+        ...
+
+
+T = TypeVar("T")
+R = TypeVar("R", bound=Outcome)
 
 
 @dataclass
@@ -36,7 +50,7 @@ class BatchOutcome:
 
 
 def quote_all(
-    settings: Settings, requests: list[GenerationRequest], *, jobs: int = 4, online_access: bool = True
+    settings: Settings, requests: Sequence[Priced], *, jobs: int = 4, online_access: bool = True
 ) -> list[Quote]:
     """The price of every request (in order), asked in parallel; creates nothing. The first failure is raised."""
     with (
@@ -62,10 +76,44 @@ def generate_many(
     Closing the iterator early (an interrupt) stops the watches still running (their tasks go on on the
     service and stay in the store) and removes the files of models nobody took.
     """
-    client = TriverseClient(settings, pool_size=max(jobs, 1), online_access=online_access)
-    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="triverse-generate")
 
-    def one(request: GenerationRequest) -> BatchOutcome:
+    def run(client: TriverseClient, request: GenerationRequest, on_created: Callable[[Created], None]) -> Asset:
+        done = generate(
+            client, request, new_order_id(), library=library, store=store, timeout=timeout, on_created=on_created
+        )
+        return done.asset
+
+    return in_order(
+        settings,
+        requests,
+        run,
+        BatchOutcome,
+        jobs=jobs,
+        online_access=online_access,
+        label=lambda r: f"Generation of {r.prompt[:40]!r}",
+    )
+
+
+def in_order(
+    settings: Settings,
+    items: Iterable[T],
+    run: Callable[[TriverseClient, T, Callable[[Created], None]], Asset],
+    outcome: Callable[[T, Created | None, Asset | errors.TriverseError, float], R],
+    *,
+    jobs: int = 4,
+    online_access: bool = True,
+    label: Callable[[T], str] = repr,
+) -> Iterator[R]:
+    """`run(client, item, on_created)` for every item on a bounded pool sharing one client, yielding
+    `outcome(item, created or None, the model or the error, seconds)` in the order given.
+
+    A failure of one item never stops the others. Closing the iterator early (an interrupt) stops the
+    watches still running (their tasks go on on the service) and removes the files of models nobody took.
+    """
+    client = TriverseClient(settings, pool_size=max(jobs, 1), online_access=online_access)
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="triverse-batch")
+
+    def one(item: T) -> R:
         started = time.monotonic()
         created: Created | None = None
 
@@ -74,21 +122,18 @@ def generate_many(
             created = c
 
         try:
-            done = generate(
-                client, request, new_order_id(), library=library, store=store, timeout=timeout, on_created=keep
-            )
-            return BatchOutcome(request, done.created, done.asset, time.monotonic() - started)
+            asset = run(client, item, keep)  # first: it sets `created`
+            return outcome(item, created, asset, time.monotonic() - started)
         except errors.TriverseError as exc:
-            return BatchOutcome(request, created, exc, time.monotonic() - started)
-        except Exception as exc:  # a bug in one request must not stop the others
-            log.exception("Generation of %r failed unexpectedly", request.prompt[:40])
-            failure = errors.TriverseError(errors.describe(exc))
-            return BatchOutcome(request, created, failure, time.monotonic() - started)
+            return outcome(item, created, exc, time.monotonic() - started)
+        except Exception as exc:  # a bug in one item must not stop the others
+            log.exception("%s failed unexpectedly", label(item))
+            return outcome(item, created, errors.TriverseError(errors.describe(exc)), time.monotonic() - started)
 
-    futures: list[Future[BatchOutcome]] = []
+    futures: list[Future[R]] = []
     completed = False
     try:
-        futures = [pool.submit(one, r) for r in requests]
+        futures = [pool.submit(one, item) for item in items]
         for future in futures:
             yield future.result()
         completed = True
@@ -98,7 +143,7 @@ def generate_many(
         pool.shutdown(wait=True, cancel_futures=True)
         if not completed:  # models nobody took: remove their temporary files (never the library's copy)
             for future in futures:
-                outcome = future.result() if future.done() and not future.cancelled() else None
-                if outcome is not None and isinstance(outcome.result, Asset):
-                    outcome.result.cleanup()
+                done = future.result() if future.done() and not future.cancelled() else None
+                if done is not None and isinstance(done.result, Asset):
+                    done.result.cleanup()
         client.close()

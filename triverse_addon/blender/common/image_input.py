@@ -24,6 +24,7 @@ __all__ = [
     "capture_view",
     "from_blend_image",
     "from_file",
+    "prepare",
 ]
 
 CAPTURE_MAX_SIDE = 2048  # pixels: a camera capture follows the render resolution, capped (uploads are limited)
@@ -51,6 +52,16 @@ class PreparedImage:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+def prepare(context: bpy.types.Context, source: str, path: str = "", name: str = "") -> PreparedImage:
+    """The file to upload for an image source: "FILE" (`path`), "BLEND" (the image `name` of the .blend),
+    "VIEWPORT" or "CAMERA" (a capture); written to a private folder when needed."""
+    if source == "FILE":
+        return from_file(path)
+    if source == "BLEND":
+        return from_blend_image(name)
+    return capture_view(context, camera=source == "CAMERA")
 
 
 def from_file(path: str | os.PathLike[str]) -> PreparedImage:

@@ -34,8 +34,8 @@ def newest_job() -> Job | None:
 
 
 def is_generation(job: Job) -> bool:
-    """A generation (whose stop only stops the watch) rather than an import."""
-    return getattr(job, "kind", "") == "generate"
+    """A task being made (a generation, a texturing or remeshing: its stop only stops the watch), not an import."""
+    return getattr(job, "kind", "") in ("generate", "scene")
 
 
 def progress_text(job: Job) -> tuple[float | None, str]:
@@ -57,7 +57,10 @@ def _generation_text(job: Job) -> tuple[float | None, str]:
     created = getattr(job, "created", None)
     status = job.status
     if created is None:
-        return None, "Creating the task..."
+        waiting = getattr(job, "waiting_seconds", None)
+        if waiting:  # the service allows 10 uploads a minute: the job waits its turn, never fails for it
+            return None, f"Waiting for the upload limit\nabout {_duration(waiting)}"
+        return None, "Uploading the model..." if getattr(job, "kind", "") == "scene" else "Creating the task..."
     state_name = getattr(status, "status", None) or created.status
     if state_name in ("PENDING", "QUEUED"):
         queue = (getattr(status, "raw", None) or {}).get("queue")  # the latest position, when told

@@ -15,7 +15,7 @@ from bpy.props import BoolProperty, IntProperty, StringProperty
 
 from ...service import errors
 from ...service.generation_request import POLYGON_RANGE, new_order_id
-from ..common import addon, image_input, lookups, stores
+from ..common import addon, image_input, lookups, stores, temp_images
 from ..common.generated import import_generated, report_stopped
 from ..common.generation_input import operator_arguments, request_from
 from ..common.job_progress import is_generation, running_jobs
@@ -27,8 +27,7 @@ if TYPE_CHECKING:
     from ...service.generation_api import Created
     from ...service.jobs import Job
 
-TICK = 1.0  # seconds between looks at running generations (their end changes the balance) and temporary images
-_temp_images: list[image_input.PreparedImage] = []  # written for a generation still uploading
+TICK = 1.0  # seconds between looks at running generations (their end changes the balance)
 _seen_jobs: set[int] = set()
 
 
@@ -177,7 +176,11 @@ class TRIVERSE_OT_generate_from_panel(bpy.types.Operator):
             self.report({"ERROR"}, next(iter(found.values())))
             return {"CANCELLED"}
         try:
-            prepared = prepare_image(context, st) if st.mode == "IMAGE" else None
+            prepared = (
+                image_input.prepare(context, st.image_source, st.image_path, st.image_name)
+                if st.mode == "IMAGE"
+                else None
+            )
         except Exception as exc:  # noqa: BLE001 - reported once, in report_failure
             return report_failure(self, exc, "generation")
         request = request_from(st, str(prepared.path) if prepared else "")
@@ -188,21 +191,11 @@ class TRIVERSE_OT_generate_from_panel(bpy.types.Operator):
             self.report({"ERROR"}, str(exc).removeprefix("Error: ").strip())
         if prepared is not None:
             if "RUNNING_MODAL" in result:
-                _temp_images.append(prepared)  # removed once uploaded (tick)
+                temp_images.keep_until_uploaded(prepared)
                 watch_for_credits()
             else:
                 prepared.cleanup()
         return {"FINISHED"} if result & {"RUNNING_MODAL", "FINISHED"} else {"CANCELLED"}
-
-
-def prepare_image(context: bpy.types.Context, st: object) -> image_input.PreparedImage:
-    """The file to upload for the panel's image source (written to a private folder when needed)."""
-    source = getattr(st, "image_source", "FILE")
-    if source == "FILE":
-        return image_input.from_file(getattr(st, "image_path", ""))
-    if source == "BLEND":
-        return image_input.from_blend_image(getattr(st, "image_name", ""))
-    return image_input.capture_view(context, camera=source == "CAMERA")
 
 
 def watch_for_credits() -> None:
@@ -212,30 +205,20 @@ def watch_for_credits() -> None:
 
 
 def tick() -> float | None:
-    """Main thread: a generation ended (the balance changed), images already uploaded can go."""
-    jobs = [job for job in running_jobs() if is_generation(job)]
-    running = {id(job) for job in jobs}
+    """Main thread: a generation ended, so the balance changed."""
+    running = {id(job) for job in running_jobs() if is_generation(job)}
     if _seen_jobs - running:
         lookups.changed("credits")
     _seen_jobs.clear()
     _seen_jobs.update(running)
-    for prepared in list(_temp_images):
-        path = str(prepared.path)
-        uploading = any(getattr(job, "created", None) is None and job.request.image_path == path for job in jobs)
-        if not uploading:
-            prepared.cleanup()
-            _temp_images.remove(prepared)
-    return TICK if (_temp_images or _seen_jobs) else None
+    return TICK if _seen_jobs else None
 
 
 classes = (TRIVERSE_OT_generate, TRIVERSE_OT_generate_from_panel)
 
 
 def forget() -> None:
-    """Stop looking; remove every temporary image (the add-on is being disabled)."""
+    """Stop looking (the add-on is being disabled)."""
     if bpy.app.timers.is_registered(tick):
         bpy.app.timers.unregister(tick)
-    for prepared in _temp_images:
-        prepared.cleanup()
-    _temp_images.clear()
     _seen_jobs.clear()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import bpy
 
 from ..common import lookups, redraw
-from ..common.job_progress import draw_progress, is_generation, running_jobs
+from ..common.job_progress import draw_progress, running_jobs
 from ..common.layout import alert, lines
 from .price import draw_price
 from .state import problems, state, validate
@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
 
 def generation_jobs() -> list[Job]:
-    """The generations the sidebar is watching now."""
-    return [job for job in running_jobs() if is_generation(job)]
+    """The generations the sidebar is watching now (texturing and remeshing are in Scene Tools)."""
+    return [job for job in running_jobs() if getattr(job, "kind", "") == "generate"]
 
 
 def validate_now(context: bpy.types.Context) -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import bpy
 from bpy.props import StringProperty
 
-from ..common import addon, stores
+from ..common import addon, scene_placement, stores
 from ..common.generated import import_generated, stopped_message
 from ..common.generation_input import operator_arguments, request_from
 from ..common.job_progress import running_jobs
@@ -20,6 +20,7 @@ from ..common.reporting import report_failure
 
 if TYPE_CHECKING:
     from ...service.jobs import Job
+    from ...service.obtain import Asset
 
 
 class TRIVERSE_OT_generation_import(ModalJob, bpy.types.Operator):
@@ -34,6 +35,28 @@ class TRIVERSE_OT_generation_import(ModalJob, bpy.types.Operator):
     def _names(self) -> tuple[str, str, str]:
         record = stores.generations().get(self.task_uuid)
         return (record.prompt, record.image_path, record.flow_name) if record is not None else ("", "", "")
+
+    def _import(self, context: bpy.types.Context, asset: Asset) -> set[str]:
+        """A texturing or remeshing result goes beside its original again when that is still in the file."""
+        record = stores.generations().get(asset.task_uuid)
+        if (
+            record is None
+            or record.flow_name not in scene_placement.SUFFIX
+            or not bpy.data.objects.get(record.source_object)
+        ):
+            return import_generated(self, context, asset, *self._names())
+        try:
+            lines = scene_placement.place_asset(
+                context, asset, [record.source_object], record.flow_name, record.texture_prompt
+            )
+        except Exception as exc:  # noqa: BLE001 - reported once, in report_failure
+            return report_failure(self, exc)
+        finally:
+            asset.cleanup()
+        stores.mark_imported(asset.task_uuid)
+        for line in lines:
+            self.report({"INFO"}, line)
+        return {"FINISHED"}
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         """Synchronously, through the import path (the library first)."""
@@ -51,7 +74,7 @@ class TRIVERSE_OT_generation_import(ModalJob, bpy.types.Operator):
                 asset = obtain_asset(client, task_uuid, library)
         except Exception as exc:  # noqa: BLE001 - reported once, in report_failure
             return report_failure(self, exc)
-        return import_generated(self, context, asset, *self._names())
+        return self._import(context, asset)
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         """From the list: download on a worker thread (the same job as Import)."""
@@ -71,7 +94,7 @@ class TRIVERSE_OT_generation_import(ModalJob, bpy.types.Operator):
         if job.error is not None:
             return report_failure(self, job.error)
         assert job.result is not None
-        return import_generated(self, context, job.result, *self._names())
+        return self._import(context, job.result)
 
 
 class TRIVERSE_OT_generation_again(bpy.types.Operator):
