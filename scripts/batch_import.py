@@ -206,9 +206,12 @@ def run(args: argparse.Namespace, staging: list[Path]) -> int:
 
 
 def finish(args: argparse.Namespace, output: Path, results: list[Any], total: int, started: float,
-           interrupted: bool) -> int:  # fmt: skip
-    """Save what was imported, write the report, print the summary; return the exit code (both batches)."""
-    imported = [r for r in results if r.status == "imported"]
+           interrupted: bool, done: str = "imported", listed: str = "tasks") -> int:  # fmt: skip
+    """Save what was imported, write the report, print the summary; return the exit code (every batch).
+
+    `done`: the status of a success ("placed" for the scene tools), `listed`: the report's key for the results.
+    """
+    imported = [r for r in results if r.status == done]
     failed = total - len(imported)
     code = EXIT_OK if failed == 0 and not interrupted else EXIT_FAILED
     saved = False
@@ -221,21 +224,21 @@ def finish(args: argparse.Namespace, output: Path, results: list[Any], total: in
             print(f"error: {exc}", file=sys.stderr, flush=True)
             code = EXIT_FAILED
     else:
-        print("nothing was imported: no file saved", flush=True)
+        print(f"nothing was {done}: no file saved", flush=True)
     if args.report:
         report = {
             "seconds": round(time.perf_counter() - started, 3),
             "jobs": args.jobs,
             "output": str(output) if saved else None,
             "interrupted": interrupted,
-            "tasks": [r.as_dict() for r in results],
+            listed: [r.as_dict() for r in results],
         }
         try:
             args.report.write_text(json.dumps(report, indent=2))
         except OSError as exc:
             print(f"error: Could not write the report {args.report}: {exc.strerror or exc}", file=sys.stderr)
             code = EXIT_FAILED
-    print(f"{len(imported)} imported, {failed} failed in {time.perf_counter() - started:.1f} s", flush=True)
+    print(f"{len(imported)} {done}, {failed} failed in {time.perf_counter() - started:.1f} s", flush=True)
     return code
 
 
