@@ -174,6 +174,9 @@ def run(args: argparse.Namespace, staging: list[Path]) -> int:
         print("interrupted: saving what was placed (the tasks still running stay in My Generations)", flush=True)
     except errors.TriverseError as exc:  # before any task: the export or the options (checked above)
         raise batch_import.BatchError(f"Nothing was sent: {exc}") from None
+    finally:
+        asset_store = importlib.import_module(addon.__name__ + ".blender.common.asset_store")
+        asset_store.wait()  # the results' assets are written (and their preview processes ended) before exiting
 
     return batch_import.finish(args, output, results, count, started, interrupted, done="placed", listed="objects")
 

@@ -79,6 +79,9 @@ def standin(server: StandinServer, tmp_path: Path) -> Iterator[StandinServer]:
     prefs.base_url = server.base_url
     prefs.library_dir = str(tmp_path / "library")
     prefs.use_library = True
+    # Off here: each asset's preview is a background process (about 1 s of CPU). tests/blender/test_assets.py
+    # turns it on; the window and binary tiers run with it on, as users do.
+    prefs.use_asset_library = False
     bpy.context.preferences.system.use_online_access = True
     yield server
     prefs.api_key = ""

@@ -8,7 +8,7 @@ both rules. Registration runs in the order of `PARTS` (unregistration in reverse
 
 from __future__ import annotations
 
-from . import account, generate, generations, importing, library, preferences, scene_tools
+from . import account, assets, generate, generations, importing, library, preferences, scene_tools
 from .common import addon, job_progress, lookups, startup, stores, temp_images
 
 PARTS = (
@@ -20,6 +20,7 @@ PARTS = (
     scene_tools,
     generations,
     library,
+    assets,
     account,
 )
 

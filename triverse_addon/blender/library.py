@@ -11,7 +11,7 @@ import bpy
 
 from ..service.errors import human_size
 from ..service.lookups import Latest
-from .common import addon, lookups
+from .common import addon, asset_store, lookups
 
 SUMMARY: Latest[tuple[int, int]] = Latest(debounce=0.0, max_age=30.0)  # (models, bytes) of the folder shown
 
@@ -87,7 +87,7 @@ class TRIVERSE_OT_library_clear(bpy.types.Operator):
         return context.window_manager.invoke_confirm(self, event)  # type: ignore[no-any-return]
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        """Remove every kept model."""
+        """Remove every kept model, and the Triverse asset library's assets with them."""
         from ..service.obtain import open_library
 
         library, warning = open_library(addon.get_settings(context))
@@ -95,8 +95,9 @@ class TRIVERSE_OT_library_clear(bpy.types.Operator):
             self.report({"WARNING"}, warning or "The library is off in the preferences.")
             return {"CANCELLED"}
         count = library.clear()
+        assets = asset_store.clear()
         lookups.changed("library")
-        self.report({"INFO"}, f"Removed {count} models from the Triverse library.")
+        self.report({"INFO"}, f"Removed {count} models and {assets} assets from the Triverse library.")
         return {"FINISHED"}
 
 

@@ -24,7 +24,7 @@ from ...service.generate import WATCH_TIMEOUT
 from ...service.generate_batch import BatchOutcome, generate_many, quote_all
 from ...service.generation_request import GenerationRequest
 from ...service.obtain import open_library
-from ..common import addon, lookups, scene_import, stores
+from ..common import addon, asset_store, lookups, scene_import, stores
 
 __all__ = ["GenerationResult", "generate_tasks", "quote_total"]
 
@@ -90,6 +90,7 @@ def generate_tasks(
         outcomes.close()  # on an interrupt: stops what still runs and removes its files
         lookups.changed("library", "credits")
         library_module.wait_for_pending()  # the records of what was imported, before a script exits
+        asset_store.wait()  # and their assets
     return results
 
 

@@ -21,7 +21,7 @@ from ...service import library as library_module
 from ...service.import_batch import obtain_many
 from ...service.obtain import open_library
 from ...service.task_ids import parse_task_uuid
-from ..common import addon, lookups, scene_import
+from ..common import addon, asset_store, lookups, scene_import
 
 __all__ = ["TaskResult", "import_tasks"]
 
@@ -112,4 +112,5 @@ def import_tasks(
         downloads.close()  # on an interrupt: cancels what still runs and removes its files
         lookups.changed("library")
         library_module.wait_for_pending()  # the records of what was imported, before a script exits
+        asset_store.wait()  # and their assets
     return results
