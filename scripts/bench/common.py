@@ -51,11 +51,13 @@ RUNS = {
         {"padded": {"1 MB": 1, "10 MB": 1, "170 MB": 1}, "mesh": {"1 MB": 1, "10 MB": 1, "170 MB": 1}},
     ),
     "batch": (5, 1),
-    "stall": (3, 1),
+    "stall": (3, 1),  # per version (0.2.0, now): ~35 s per run
     "watch": ((8, 8), (2, 2)),  # (latency runs of each way, 3 s work windows of each condition)
     "startup": (15, 3),  # rounds of fresh bpy processes: 0.2.0, now, baseline (about 1.5 s each)
+    "roundtrip": ({"10k": 15, "1M": 7}, {"10k": 1, "1M": 1}),  # pairs per mesh (export + upload each way)
 }
 TIMEOUT = {"server": 20, "assets": 900, "curl": 120, "rss": 120, "e2e": 900, "batch": 180, "ui": 300, "startup": 120}
+TIMEOUT["roundtrip"] = 900  # the bpy process of the scene round trip (both meshes)
 SERVER_LIFETIME = 3600.0  # a server started by this script stops by itself after this, whatever happens
 
 TARGETS = {
@@ -65,7 +67,9 @@ TARGETS = {
     "e2e_defaults": 1.10,  # the same with the library on, fastest against fastest
     "batch": 3.0,  # jobs 4 over jobs 1
     "stall_ms": 50.0,
+    "first_click_ms": 100.0,  # the longest main-thread gap at the start of a download (the Import click)
     "startup_ms": 20.0,  # what enabling the add-on adds to Blender's start (bpy 5.0)
+    "roundtrip": 1.15,  # (export_group + upload_model) / (glTF export + curl upload), 10k and 1M triangles
 }
 
 

@@ -21,13 +21,14 @@ from .common import E2E_SIZES, FULL_OUT, QUICK_OUT, RUNS, SIZES, TARGETS, UI_DRI
 from .e2e import bench_e2e, worker_e2e
 from .plot import plot
 from .report import machine, markdown_table, rows, write_markdown
+from .roundtrip import bench_roundtrip, worker_roundtrip, worker_roundtrip_serve
 from .rss import bench_rss, worker_rss
-from .stall import bench_stall, ui_unavailable
+from .stall import bench_stall_versions, ui_unavailable
 from .startup import bench_startup
 from .throughput import bench_throughput
 from .watch import bench_watch, worker_watch, worker_watch_serve
 
-PHASES = ("throughput", "rss", "e2e", "e2e_defaults", "batch", "stall", "watch", "startup")
+PHASES = ("throughput", "rss", "e2e", "e2e_defaults", "batch", "stall", "watch", "startup", "roundtrip")
 
 
 def run_phase(results: dict[str, Any], name: str, fn: Callable[[], dict[str, Any]]) -> None:
@@ -69,7 +70,7 @@ def main() -> int:
     kinds = ("padded", "mesh") if "e2e_defaults" in phases and "mesh" in args.kinds else ("padded",)
     assets: dict[str, dict[str, Any]] = {}
     try:
-        if set(phases) != {"startup"}:  # the start-up measure needs no GLB and no server
+        if set(phases) - {"startup", "roundtrip"}:  # these measures need no GLB and no server of this script's
             assets = ensure_assets(tmp / "assets.log", kinds)
         with contextlib.ExitStack() as stack:
             servers: dict[str, dict[str, Any]] = {}
@@ -104,12 +105,15 @@ def main() -> int:
                 results["stall"] = {"not_measured": why}
                 print(f"[stall] not measured: {why}", flush=True)
             else:
-                run_phase(results, "stall", lambda: bench_stall(args.ui_driver, RUNS["stall"][pick], tmp))
+                runs_s = RUNS["stall"][pick]  # per version: 0.2.0 and now alternate
+                run_phase(results, "stall", lambda: bench_stall_versions(args.ui_driver, runs_s, tmp))
         if "watch" in phases:
             asset_1mb = Path(assets["1 MB"]["path"])
             run_phase(results, "watch", lambda: bench_watch(asset_1mb, RUNS["watch"][pick], tmp))
         if "startup" in phases:
             run_phase(results, "startup", lambda: bench_startup(RUNS["startup"][pick], tmp))
+        if "roundtrip" in phases:
+            run_phase(results, "roundtrip", lambda: bench_roundtrip(RUNS["roundtrip"][pick], tmp))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -158,4 +162,6 @@ WORKERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "_serve": worker_serve,
     "_watch": worker_watch,
     "_watch_serve": worker_watch_serve,
+    "_roundtrip": worker_roundtrip,
+    "_roundtrip_serve": worker_roundtrip_serve,
 }

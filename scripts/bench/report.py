@@ -23,10 +23,12 @@ from .common import (
     TARGETS,
     UI_DRIVER,
     UI_SCENARIO,
+    ratios,
     summary,
 )
+from .roundtrip import MESHES as ROUNDTRIP_MESHES
 from .stall import _shown
-from .startup import NETWORK, POLL_FOR_S, RELEASE
+from .startup import NETWORK, RELEASE
 
 
 def _first_line(cmd: list[str]) -> str:
@@ -209,9 +211,61 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             None,
             s["n"],
         )
+    _first_click_rows(stall, add, skipped)
     _watch_rows(results.get("watch"), add, skipped)
     _startup_rows(results.get("startup"), add, skipped)
+    _roundtrip_rows(results.get("roundtrip"), add, skipped)
     return table
+
+
+def _first_click_rows(stall: Any, add: Any, skipped: Any) -> None:
+    """The first click on Import and the steady download after it, now against 0.2.0 (each with its own driver)."""
+    measure = (
+        "First click on Import, Debian's Blender 3.4 under Xvfb: longest main-thread gap at the start of the "
+        f"download, now vs {RELEASE[0]} (ms)"
+    )
+    target = f"≤ {TARGETS['first_click_ms']:.0f} ms"
+    versions = stall.get("versions") if isinstance(stall, dict) else None
+    if not isinstance(versions, dict) or not versions.get("now", {}).get("start_phase_max_gap_ms"):
+        skipped(measure, _why(stall) if not versions else "no start-phase figures", target)
+        return
+    now, old = versions["now"], versions.get(RELEASE[0]) or {}
+
+    def side(d: dict[str, Any], key: str, suffix: Any = None, digits: int = 1) -> str:
+        if not d.get(key):
+            return f"not measured ({_why(d)})" if d.get("not_measured") else "—"
+        return _fmt(summary(d[key]), digits) + (suffix(d) if suffix else "")
+
+    def at(d: dict[str, Any]) -> str:
+        return f" at +{statistics.median(d['start_phase_max_gap_at_s']):.3f} s" if d["start_phase_max_gap_at_s"] else ""
+
+    def diff(key: str) -> str:
+        if not old.get(key):
+            return ""
+        return f"{statistics.median(now[key]) - statistics.median(old[key]):+.1f} ms (medians)"
+
+    first = summary(now["start_phase_max_gap_ms"])
+    add(measure, side(now, "start_phase_max_gap_ms", at), side(old, "start_phase_max_gap_ms", at),
+        diff("start_phase_max_gap_ms"), target, first["median"] <= TARGETS["first_click_ms"], first["n"])  # fmt: skip
+
+    def pair(d: dict[str, Any], a: str, b: str, digits: tuple[int, int]) -> str:
+        return (
+            f"{side(d, a, None, digits[0])} / {side(d, b, None, digits[1])}"
+            if not d.get("not_measured")
+            else side(d, a)
+        )
+
+    add(f"… the start phase's next-longest gap / the add-on's longest call in it, now vs {RELEASE[0]} (ms)",
+        pair(now, "start_phase_next_gap_ms", "start_phase_addon_max_call_ms", (1, 2)),
+        pair(old, "start_phase_next_gap_ms", "start_phase_addon_max_call_ms", (1, 2)), "", "(none)", None,
+        first["n"])  # fmt: skip
+    steady = summary(now["max_gap_ms"])
+    add(f"Steady download (the same runs, after the start): longest main-thread gap, now vs {RELEASE[0]} (ms)",
+        side(now, "max_gap_ms"), side(old, "max_gap_ms"), diff("max_gap_ms"), f"< {TARGETS['stall_ms']:.0f} ms",
+        steady["median"] < TARGETS["stall_ms"], steady["n"])  # fmt: skip
+    add("… the add-on's longest call / its longest time between two probe ticks, steady download, now vs "
+        f"{RELEASE[0]} (ms)", pair(now, "addon_max_call_ms", "addon_max_ms", (2, 2)), pair(old, "addon_max_call_ms",
+        "addon_max_ms", (2, 2)), "", "(none)", None, steady["n"])  # fmt: skip
 
 
 def _watch_rows(watch: Any, add: Any, skipped: Any) -> None:
@@ -283,9 +337,26 @@ def _startup_rows(startup: Any, add: Any, skipped: Any) -> None:
         first = (f"{d['first_start_enable_ms']:.1f}" for d in (now, old))
         add("… the first start after the install (no __pycache__ yet: every module compiled; one run, ms)", *first,
             "", "(none)", None, 1)  # fmt: skip
-    ready, done = summary(now["requests_ready_ms"]), summary(now["warmup_done_ms"])
-    add("… after the enable returns (now, on the add-on's thread): requests imported / background start-up done (ms)",
-        f"{_fmt(ready, 0)} / {_fmt(done, 0)}", "", "", "(none)", None, ready["n"])  # fmt: skip
+    longest, total = summary(now["steps_longest_ms"]), summary(now["steps_total_ms"])
+    add("… after Blender's start (now: a timer, one step per tick, on the main thread): longest step / all steps (ms)",
+        f"{_fmt(longest, 1)} / {_fmt(total, 0)}", "", "", "(none)", None, longest["n"])  # fmt: skip
+
+
+def _roundtrip_rows(roundtrip: Any, add: Any, skipped: Any) -> None:
+    """The scene round trip's own cost: export_group + upload_model against glTF export + curl, per mesh."""
+    target = f"≤ {TARGETS['roundtrip']:.2f}"
+    for label in ROUNDTRIP_MESHES:
+        measure = f"Scene round trip, {label}-triangle mesh: export_group + upload_model vs glTF export + curl (s)"
+        if not isinstance(roundtrip, dict) or label not in roundtrip:
+            skipped(measure, _why(roundtrip), target)
+            continue
+        d = roundtrip[label]
+        r = summary(d["ratio"])
+        add(measure, _fmt(summary(d["addon_s"]), 3), _fmt(summary(d["native_s"]), 3), _fmt(r, 3), target,
+            r["median"] <= TARGETS["roundtrip"], r["n"])  # fmt: skip
+        add(f"… of which the export, {label} ({statistics.median(d['addon_bytes']) / 1e6:.1f} MB GLB; s)",
+            _fmt(summary(d["addon_export_s"]), 3), _fmt(summary(d["native_export_s"]), 3),
+            _fmt(summary(ratios(d["addon_export_s"], d["native_export_s"])), 3), "(none)", None, r["n"])  # fmt: skip
 
 
 def _why(section: Any) -> str:
@@ -322,6 +393,13 @@ def cpu_table(results: dict[str, Any]) -> str:
         if isinstance(d, dict) and d.get("addon_cpu_s"):
             a, b = med(d["addon_cpu_s"]) * 1000, med(d["native_cpu_s"]) * 1000
             lines.append(f"| End to end {label}: import_task vs curl + glTF import | {a:.1f} | {b:.1f} | {a / b:.2f} |")
+    roundtrip = results.get("roundtrip") or {}
+    for label in ROUNDTRIP_MESHES:
+        d = roundtrip.get(label)
+        if isinstance(d, dict) and d.get("addon_cpu_s"):
+            a, b = med(d["addon_cpu_s"]) * 1000, med(d["native_cpu_s"]) * 1000
+            lines.append(f"| Scene round trip {label}: export_group + upload_model vs glTF export + curl | {a:.1f} "
+                         f"| {b:.1f} | {a / b:.2f} |")  # fmt: skip
     defaults = results.get("e2e_defaults") or {}
     for name, d in defaults.items():
         if isinstance(d, dict) and d.get("addon_cpu_s"):
@@ -380,7 +458,15 @@ def write_markdown(path: Path, results: dict[str, Any], table: list[dict[str, An
         f"- **Stall**: `{_shown(UI_DRIVER)} --scenario {UI_SCENARIO}` in Debian's Blender under Xvfb "
         "(its result.json: `max_gap_ms`, `p95_gap_ms`, `baseline_max_gap_ms`, `addon_max_ms`, and "
         "`redraw_only_max_gap_ms`, the gaps when the sidebar is only redrawn at the add-on's cadence). The "
-        "gaps are between 10 ms ticks of a probe timer; software OpenGL makes each sidebar redraw cost tens of ms.",
+        "gaps are between 10 ms ticks of a probe timer; software OpenGL makes each sidebar redraw cost tens of ms. "
+        f"The runs alternate {RELEASE[0]} and now: {RELEASE[0]} is the whole tree of commit {RELEASE[1]} "
+        "(`git archive`, with this checkout's `build/wheels` copied in), whose own driver stages its own add-on; "
+        "now is the working tree's driver and add-on. The *first click* is the driver's start phase "
+        "(`start_phase_max_gap_ms`): from the click on the panel's Import button (the pointer already on it) "
+        "until 1 s after the download has started and the preview arrived; *at* is when its longest gap began "
+        "(the sum of the gaps before it in `start_phase.gaps_ms`), the add-on's longest call is the longest "
+        "single call into the add-on's code the driver's profiler saw (`addon_calls`). The *steady download* "
+        "is the next window (`max_gap_ms`).",
         "- **Watch** (`scripts/bench/watch.py`): one bpy 5.0 process with the extension enabled (Blender "
         "installs its websocket-client wheel), the stand-in in its own process. Each run adds a task held "
         "RUNNING at 50 % and, 1-4 s later (random), the stand-in sets it SUCCESS, stamped with "
@@ -401,16 +487,30 @@ def write_markdown(path: Path, results: dict[str, Any], table: list[dict[str, An
         "folder registered as an extensions repository, the wheel installed (untimed: Blender does that once, at "
         "install), then `addon_utils.enable('bl_ext.dev.triverse', default_set=True)` timed alone "
         "(`time.perf_counter()`), with the modules it added to `sys.modules` on the main thread (a finder that "
-        "finds nothing, first in `sys.meta_path`, notes the importing thread; now's start-up thread may begin "
-        "importing the network stack before the enable returns, which Blender's start does not wait for). "
+        "finds nothing, first in `sys.meta_path`, notes the importing thread). "
         "`PYTHONDONTWRITEBYTECODE` is unset for these processes: Blender writes an extension's `__pycache__`. "
         "`ssl` (with socket, email, http) is already loaded by Blender once an extensions repository is "
         "registered, so neither version imports it. Runs alternate "
         f"{RELEASE[0]}, now, baseline; the baseline is the same process with the enable left out, so what the "
         "add-on adds to Blender's start is the enable's own time (the process-start row checks it: start minus "
-        "the baseline's). After the enable returns, the process polls every 1 ms (at most "
-        f"{POLL_FOR_S:g} s) until `requests` is imported (its `Session` defined) and the add-on's start-up thread "
-        "has ended: that work runs beside Blender's start, not in it.",
+        "the baseline's). After the enable returns, the process runs the add-on's start-up steps one after "
+        "another and times each (in a window a timer runs one per tick after Blender's start, all on the main "
+        "thread: two importing threads can deadlock): the longest step is the most one tick holds the window.",
+        "- **Scene round trip** (`scripts/bench/roundtrip.py`): one bpy 5.0 process with the extension enabled "
+        "(`bl_ext.dev.triverse`), the stand-in in its own process with its upload limit lifted (10 a minute: a "
+        "wait is not a cost). Two meshes made by Blender in that process: a smooth, waved grid with a UV map "
+        "and a Subdivision modifier, 10k triangles (50x25 quads, level 1) and 1M (250x125 quads, level 2) "
+        "once evaluated (checked), selected and active, alone in the scene. Add-on: "
+        "`export_group(context, group, with_materials=False)` (the evaluated mesh through a temporary object, "
+        "Blender's glTF exporter) + `scene_api.upload_model(client, path, 'geometry')` on a `TriverseClient` "
+        "made and closed inside the timing (`time.perf_counter()`; the export's folder removed after, untimed). "
+        "Reference: `bpy.ops.export_scene.gltf(export_format='GLB', use_selection=True, export_apply=True)` "
+        "on the object + `curl -s -o /dev/null -F file=@model.glb -H 'Authorization: Bearer KEY' "
+        "URL/upload/model?modelVariant=geometry`, wall time of both (curl's process start counts, as in the end "
+        "to end measure; its `%{time_total}` is in results.json). Files on a tmpfs (`TMPDIR` for the add-on's "
+        "export) when there is room; one untimed warm-up of each; after every run the stand-in is asked what "
+        "it received (one GLB of the file's size, variant geometry) and forgets it. The *export* row is the "
+        "export alone on each side. Ratio = add-on ÷ reference.",
         "",
         "CPU time of the same runs (this process's `time.process_time()` for the client and the bpy process; "
         "`RUSAGE_CHILDREN` for curl and the batch process), less disturbed by other load on the machine:",
