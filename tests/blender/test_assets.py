@@ -185,6 +185,8 @@ def test_disable_removes_the_entry_and_enable_brings_it_back():
         assert _entry() is None
     finally:
         addon_utils.enable(MODULE, default_set=False)
+    assert _entry() is None  # not while Blender starts: after it, with the start-up steps
+    importlib.import_module(MODULE + ".blender.common.startup").ensure()  # what a window's timer does
     assert _entry() is not None
     assert Path(_entry().path) == asset_store.folder()
 

@@ -200,16 +200,16 @@ def test_my_generations_thumbnail_is_decoded_off_the_main_thread(panel, tmp_path
     )
     store.upsert(record)
     try:
-        pcoll = ui_list.THUMBNAILS._collection
+        thumbnails = ui_list.THUMBNAILS
         assert ui_list.thumbnail_icon(record.task_uuid) == 0  # nothing decoded yet: drawing shows the icon
         ui_list.load_thumbnails()  # the panel's timer (timers never fire in the bpy module): hands it over
-        assert record.task_uuid not in pcoll, "decoded on the main thread"
+        assert not thumbnails.has(record.task_uuid), "decoded on the main thread"
         deadline = time.monotonic() + 10
-        while record.task_uuid not in pcoll and time.monotonic() < deadline:
+        while not thumbnails.has(record.task_uuid) and time.monotonic() < deadline:
             time.sleep(0.02)
             ui_list.load_thumbnails()
         # (icon ids need a GPU: without a window they stay 0; the picture itself is there)
-        preview = pcoll[record.task_uuid]
+        preview = thumbnails._collection[record.task_uuid]
         assert tuple(preview.image_size) == (40, 20)
     finally:
         store.remove(record.task_uuid)

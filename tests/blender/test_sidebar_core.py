@@ -187,9 +187,9 @@ def test_the_preview_is_decoded_by_the_worker_and_released(standin, sample_glb, 
     job = core.Job.start(preferences.get_settings(), task)
     try:
         _poll_until(job, lambda: job.preview is not None)
-        pcoll = ui.JOB_PREVIEWS._collection
-        assert ui.JOB_PREVIEWS.icon(job.key) == 0 and job.key not in pcoll  # draw() only looks: nothing loaded there
+        assert ui.JOB_PREVIEWS.icon(job.key) == 0 and not ui.JOB_PREVIEWS.has(job.key)  # draw() only looks
         ui.JOB_PREVIEWS.put(job.key, job.preview_pixels)  # what the modal does on its tick
+        pcoll = ui.JOB_PREVIEWS._collection
         assert tuple(pcoll[job.key].image_size) == (24, 16)
         assert len(bpy.data.images) == images_before  # Blender decoded nothing: no image datablock
         pixels = list(pcoll[job.key].image_pixels_float)

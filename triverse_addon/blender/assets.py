@@ -20,7 +20,7 @@ import bpy
 from mathutils import Vector
 
 from ..service import asset_catalog
-from .common import addon, asset_store, stores
+from .common import addon, asset_store, startup, stores
 from .common.scene_import import AFTER_IMPORT, FLOW, PROMPT, TAG, Imported
 
 log = logging.getLogger(__name__)
@@ -169,6 +169,8 @@ def write_asset(imported: Imported) -> Path | None:
     except ReferenceError:
         return None
     folder = asset_store.folder()
+    if _entry() is None:  # without a window the start-up steps do not run: the first asset registers it
+        start()
     final = asset_catalog.asset_file(folder, imported.task_uuid)
     if final.exists():
         return final  # the task's model is an asset already (a re-import)
@@ -290,34 +292,34 @@ def register() -> None:
     AFTER_IMPORT.append(on_import)
     addon.PREFERENCE_CHANGED.append(on_preference)
     addon.PREFERENCE_SECTIONS["end"].append(draw_section)
+    startup.LATER.append(("asset library", start))  # after Blender's start: the folder, its entry, old files
+
+
+def start() -> None:
+    """The library's folder and entry, and files a crash left half-written (a start-up step, or the first asset)."""
     try:
-        folder = asset_store.folder()
         if asset_store.enabled():
-            if hasattr(bpy.context.preferences.filepaths.asset_libraries, "new"):
-                ensure_registered()
-            elif not bpy.app.background:  # Blender 3.x: only an operator adds one, and not while add-ons register
-                bpy.app.timers.register(_register_later, first_interval=0.1)
-        asset_catalog.remove_stale_partials(folder)
+            ensure_entry()
+        asset_catalog.remove_stale_partials(asset_store.folder())
     except Exception as exc:  # noqa: BLE001 - an unwritable folder never stops the add-on: said once, quietly
         log.warning("The Triverse asset library is not available: %s", exc)
 
 
-def _register_later() -> None:
-    """Blender 3.x, once started: add the library's entry (a script without a window has no use for it)."""
-    try:
-        if asset_store.enabled():
-            ensure_registered()
-    except Exception as exc:  # noqa: BLE001 - as at register
-        log.warning("The Triverse asset library is not available: %s", exc)
+def ensure_entry() -> None:
+    """Register the library unless it is; Blender 3.x without a window has no use for it (and only an operator,
+    which needs one, adds it there)."""
+    if hasattr(bpy.context.preferences.filepaths.asset_libraries, "new") or not bpy.app.background:
+        ensure_registered()
 
 
 def unregister() -> None:
     """Remove what register() added, the library's entry too (its files stay, and come back on enable)."""
     asset_store.stop()
     _PENDING.clear()
-    for timer in (flush, _register_later):
-        if bpy.app.timers.is_registered(timer):
-            bpy.app.timers.unregister(timer)
+    if bpy.app.timers.is_registered(flush):
+        bpy.app.timers.unregister(flush)
+    if ("asset library", start) in startup.LATER:
+        startup.LATER.remove(("asset library", start))
     remove_registered()
     addon.PREFERENCE_SECTIONS["end"].remove(draw_section)
     addon.PREFERENCE_CHANGED.remove(on_preference)

@@ -13,7 +13,6 @@ import re
 import shutil
 import tempfile
 import time
-import uuid as uuidlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +34,7 @@ __all__ = [
 
 CATALOG_FILE = "blender_assets.cats.txt"
 INCOMING = ".incoming"  # files being written: never a name the Asset Browser lists
-_NAMESPACE = uuidlib.UUID("5b7c1d0e-2f4a-4c8e-9a61-7d3e0b9f2a14")  # the add-on's: catalog UUIDs are stable
+_NAMESPACE = "5b7c1d0e-2f4a-4c8e-9a61-7d3e0b9f2a14"  # the add-on's: catalog UUIDs are stable
 _STALE_PARTIAL_SECONDS = 3600
 
 # Catalog paths of the kinds of models, in the order they are listed.
@@ -99,9 +98,22 @@ class Catalog:
         return f"{self.uuid}:{self.path}:{self.simple_name}"
 
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _canonical(task_uuid: str) -> str:
+    """A task UUID in canonical form (it names a file); ValueError for anything else (a path, `..`)."""
+    text = str(task_uuid).strip().lower()
+    if not _UUID.fullmatch(text):
+        raise ValueError(f"not a task UUID: {task_uuid!r}")
+    return text
+
+
 def catalog_uuid(path: str) -> str:
     """The catalog's UUID: the same for the same path on every machine and in every session."""
-    return str(uuidlib.uuid5(_NAMESPACE, path))
+    import uuid  # with the first catalog (a main-thread write), not at Blender's start: it loads a C extension
+
+    return str(uuid.uuid5(uuid.UUID(_NAMESPACE), path))
 
 
 def catalog_for_flow(flow: str) -> str:
@@ -201,7 +213,7 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 def asset_file(folder: Path, task_uuid: str) -> Path:
     """The complete asset .blend of a task."""
-    return folder / f"{uuidlib.UUID(task_uuid)}.blend"
+    return folder / f"{_canonical(task_uuid)}.blend"
 
 
 def incoming(folder: Path) -> Path:
@@ -216,7 +228,7 @@ def asset_files(folder: Path) -> list[Path]:
     found = []
     for path in folder.glob("*.blend") if folder.is_dir() else ():
         try:
-            uuidlib.UUID(path.stem)
+            _canonical(path.stem)
         except ValueError:
             continue
         found.append(path)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import subprocess
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,10 +59,10 @@ class Finish:
     epoch: int = 0
 
 
-_queue: queue.Queue[Finish | None] = queue.Queue()
 _lock = threading.Lock()
 _state: dict[str, Any] = {"epoch": 0, "thread": None, "busy": 0}
-_idle = threading.Condition(_lock)
+_idle = threading.Condition(_lock)  # notified when a job ends (and when one is queued: the worker waits on it)
+_queue: deque[Finish | None] = deque()  # guarded by _lock
 
 
 def submit(job: Finish) -> None:
@@ -74,7 +74,8 @@ def submit(job: Finish) -> None:
         if thread is None or not thread.is_alive():
             thread = _state["thread"] = threading.Thread(target=_run, name="triverse-assets", daemon=True)
             thread.start()
-    _queue.put(job)
+        _queue.append(job)
+        _idle.notify_all()
 
 
 def wait(timeout: float = 60.0) -> bool:
@@ -95,7 +96,9 @@ def stop() -> None:
         _state["epoch"] += 1
         thread, _state["thread"] = _state["thread"], None
     if thread is not None:
-        _queue.put(None)
+        with _idle:
+            _queue.append(None)
+            _idle.notify_all()
 
 
 def clear(path: Path | None = None) -> int:
@@ -107,7 +110,9 @@ def clear(path: Path | None = None) -> int:
 
 def _run() -> None:
     while True:
-        job = _queue.get()
+        with _idle:
+            _idle.wait_for(lambda: bool(_queue))
+            job = _queue.popleft()
         if job is None:
             return
         try:

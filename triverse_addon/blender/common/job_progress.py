@@ -68,7 +68,7 @@ def _generation_text(job: Job) -> tuple[float | None, str]:
         position = queue.get("position", created.queue_position)
         wait = queue.get("estimated_wait_seconds", created.estimated_wait_seconds)
         text = "Queued" if position is None else f"Queued: position {position}"
-        if wait:
+        if wait and wait >= 1:  # "about 0 s" says nothing
             text += f"\nAbout {_duration(wait)} to wait"  # its own line: the sidebar is narrow
         return None, text
     if state_name == "RUNNING":

@@ -16,10 +16,7 @@ class PreviewCollection:
         self._collection: Any = None
 
     def register(self) -> None:
-        """Create the collection."""
-        import bpy.utils.previews  # a submodule Blender loads only when asked
-
-        self._collection = bpy.utils.previews.new()
+        """Nothing yet: the collection is made with its first picture (bpy.utils.previews stays out of the start)."""
 
     def unregister(self) -> None:
         """Release every picture."""
@@ -32,7 +29,9 @@ class PreviewCollection:
     def put(self, key: str, pixels: Pixels) -> None:
         """Show `pixels` for `key` (replacing an earlier picture)."""
         if self._collection is None:
-            return
+            import bpy.utils.previews  # a submodule Blender loads only when asked: with the first picture
+
+            self._collection = bpy.utils.previews.new()
         if key in self._collection:
             del self._collection[key]
         preview = self._collection.new(key)

@@ -43,11 +43,13 @@ _MODULES = (
     f"{_ADDON}.service.rewatch",
 )
 _done: list[str] = []  # the names of the steps done, in order
+# Work features add on register, done after the network stack (the asset library's folder and entry...).
+LATER: list[tuple[str, Callable[[], object]]] = []
 
 
 def _steps() -> list[tuple[str, Callable[[], object]]]:
     imports = [(name, lambda name=name: _import(name)) for name in _MODULES]
-    return [*imports, ("generations", lambda: stores.generations().load()), ("rewatch", _rewatch)]
+    return [*imports, ("generations", lambda: stores.generations().load()), ("rewatch", _rewatch), *LATER]
 
 
 def _import(name: str) -> None:

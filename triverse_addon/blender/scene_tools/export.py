@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import bpy
 
@@ -109,7 +110,7 @@ def export_group(context: bpy.types.Context, group: Group, with_materials: bool)
         view_layer.objects.active = temp
         options = {"export_format": "GLB", "use_selection": True, "export_apply": False}
         options["export_materials"] = "EXPORT" if with_materials else "NONE"
-        result = bpy.ops.export_scene.gltf(filepath=str(path), **_known(options))
+        result = _exporter()(filepath=str(path), **_known(options))
         if "FINISHED" not in result or not path.is_file():
             raise errors.StorageError(f"Blender's glTF exporter could not write {source.name}: nothing was sent.")
     except BaseException:
@@ -127,8 +128,13 @@ def export_group(context: bpy.types.Context, group: Group, with_materials: bool)
 
 def _known(options: dict[str, object]) -> dict[str, object]:
     """The exporter's options this Blender knows (they are renamed between versions)."""
-    props = bpy.ops.export_scene.gltf.get_rna_type().properties
+    props = _exporter().get_rna_type().properties
     return {name: value for name, value in options.items() if name in props}
+
+
+def _exporter() -> Any:
+    """Blender's glTF exporter (an operator; the stubs type it as a plain function)."""
+    return bpy.ops.export_scene.gltf
 
 
 def _safe(name: str) -> str:

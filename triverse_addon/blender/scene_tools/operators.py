@@ -25,8 +25,6 @@ from ..common.job_progress import running_jobs
 from ..common.modal_job import ModalJob
 from ..common.reporting import report_failure
 from ..common.scene_placement import place_asset
-from . import batch
-from .export import leave_edit_mode, selected_groups
 
 if TYPE_CHECKING:
     from ...service.jobs import Job
@@ -51,6 +49,9 @@ class _SceneTool:
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         """Synchronously: the console, scripts and `blender -b` use this."""
+        from . import batch  # the synchronous core and the exporter: loaded when first used, not at Blender's start
+        from .export import selected_groups
+
         flow = ""
         try:
             groups = selected_groups(context)
@@ -79,6 +80,8 @@ class _SceneTool:
         if not self.wait:
             return self.execute(context)  # type: ignore[no-any-return]
         from ...service.scene_tools import SceneJob
+        from . import batch
+        from .export import leave_edit_mode, selected_groups
 
         flow = ""
         try:
