@@ -8,7 +8,7 @@ both rules. Registration runs in the order of `PARTS` (unregistration in reverse
 
 from __future__ import annotations
 
-from . import account, assets, generate, generations, importing, library, preferences, scene_tools
+from . import account, assets, feed, generate, generations, importing, library, preferences, scene_tools
 from .common import addon, job_progress, lookups, startup, stores, temp_images
 
 PARTS = (
@@ -22,6 +22,7 @@ PARTS = (
     library,
     assets,
     account,
+    feed,
 )
 
 

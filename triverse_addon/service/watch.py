@@ -37,7 +37,10 @@ __all__ = [
     "POLL_MAX",
     "SILENCE_SECONDS",
     "TERMINAL",
+    "close_quietly",
+    "direct_socket",
     "parse_message",
+    "socket_options",
     "wait_for_success",
     "watch_url",
 ]
@@ -54,7 +57,7 @@ POLL_FIRST = 2.0  # seconds before the first poll, growing by half each time up 
 POLL_MAX = 15.0
 TICK = 0.1  # seconds between checks of the cancel event while blocked (cancel is seen within ~0.1 s)
 TERMINAL = ("SUCCESS", "FAILED", "CANCELLED")
-_NO_PROXY_MATCH = ["no-proxy.invalid"]  # a NO_PROXY list matching no host: see _socket_options
+_NO_PROXY_MATCH = ["no-proxy.invalid"]  # a NO_PROXY list matching no host: see socket_options
 
 StatusCallback = Callable[[TaskStatus], None]
 PathCallback = Callable[[str], None]
@@ -133,7 +136,7 @@ def wait_for_success(
             first_poll = 0.0  # the socket failed part-way: the task may have just ended, ask at once
     finally:
         if ws is not None:
-            _close_quietly(ws)
+            close_quietly(ws)
     final = _poll(client, task_uuid, deadline, timeout, on_status, status, first_poll)
     _tell(on_path, "poll")
     return _finish(client, task_uuid, final)
@@ -259,7 +262,7 @@ def _open_socket(client: TriverseClient, task_uuid: str) -> Any:
         log.debug("Task %s: websocket-client's trace is on (it would log the key); polling", short)
         return None
     try:
-        options = _socket_options(client)
+        options = socket_options(client)
     except Exception as exc:  # noqa: BLE001 - a proxy or CA bundle the socket cannot use: poll
         log.debug("Task %s: the watch cannot use these network settings (%s); polling", short, type(exc).__name__)
         return None
@@ -275,14 +278,14 @@ def _open_socket(client: TriverseClient, task_uuid: str) -> Any:
                 # websocket-client consults HTTPS_PROXY itself whenever it is given no proxy host (its
                 # "no proxy" option only applies beside one): the decision already made must hold, so
                 # the connection is opened here and handed over.
-                options["socket"] = _direct_socket(url, client.settings.connect_timeout, options.get("sslopt"))
+                options["socket"] = direct_socket(url, client.settings.connect_timeout, options.get("sslopt"))
             ws = websocket.create_connection(url, timeout=client.settings.connect_timeout, **options)
         except Exception as exc:  # noqa: BLE001 - reported as a type name only: the text may hold the URL
             box["error"] = type(exc).__name__
             ws = None
         with lock:
             if box.get("abandoned") and ws is not None:
-                _close_quietly(ws)
+                close_quietly(ws)
             else:
                 box["ws"] = ws
         done.set()
@@ -294,14 +297,14 @@ def _open_socket(client: TriverseClient, task_uuid: str) -> Any:
                 box["abandoned"] = True
                 ws = box.pop("ws", None)
             if ws is not None:
-                _close_quietly(ws)
+                close_quietly(ws)
             raise errors.Cancelled("Import cancelled.")
     if box.get("ws") is None:
         log.debug("Task %s: the watch is unavailable (%s); polling", short, box.get("error", "no socket"))
     return box.get("ws")
 
 
-def _socket_options(client: TriverseClient) -> dict[str, Any]:
+def socket_options(client: TriverseClient) -> dict[str, Any]:
     """websocket-client's options for the same network settings as every request (proxy, CA bundle)."""
     settings = client.settings
     http_url = settings.base_url  # the watch goes where the API is: the same proxy decision applies
@@ -330,7 +333,7 @@ def _socket_options(client: TriverseClient) -> dict[str, Any]:
     return options
 
 
-def _direct_socket(url: str, timeout: float, sslopt: dict[str, Any] | None) -> socket.socket:
+def direct_socket(url: str, timeout: float, sslopt: dict[str, Any] | None) -> socket.socket:
     """A socket connected to the watch URL's host, wrapped in TLS (verified, with the host's name) for wss."""
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -355,7 +358,7 @@ def _ca_file(client: TriverseClient) -> str:
     return str(certifi.where())
 
 
-def _close_quietly(ws: Any) -> None:
+def close_quietly(ws: Any) -> None:
     """Say goodbye without waiting for the server's answer (a cancel must not wait), then let go."""
     try:
         ws.settimeout(0.2)

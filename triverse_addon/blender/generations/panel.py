@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import bpy
 
-from ..common import redraw, stores
+from ..common import feed_state, redraw, stores
 from ..common.job_progress import running_jobs
 from ..common.previews import PreviewCollection
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 SHOWN = 12  # rows drawn; the rest are counted (the list keeps up to the store's cap)
 THUMB_STEP = 1.0  # seconds between looks for new preview files
+FEED_ICONS = {"connected": "CHECKMARK", "connecting": "SORTTIME", "retrying": "ERROR", "unavailable": "CANCEL"}
 
 THUMBNAILS = PreviewCollection()
 _loaded: dict[str, str] = {}  # task UUID -> preview file shown for it (or found unreadable)
@@ -38,7 +39,10 @@ def title(record: object) -> str:
     prompt = str(getattr(record, "prompt", "") or "").strip()
     if prompt:
         return prompt
-    return str(getattr(record, "image_name", "") or "") or "Generation"
+    name = str(getattr(record, "image_name", "") or "")
+    if not name and getattr(record, "origin", "") == "elsewhere":  # made elsewhere: its flow and UUID say which
+        name = f"{getattr(record, 'flow_name', '') or 'Task'} {str(getattr(record, 'task_uuid', ''))[:8]}"
+    return name or "Generation"
 
 
 def when(epoch: float, now: float | None = None) -> str:
@@ -133,6 +137,7 @@ class TRIVERSE_PT_generations(bpy.types.Panel):
     def draw(self, context: bpy.types.Context) -> None:
         """One small box per generation, newest first."""
         layout = self.layout
+        draw_feed(layout)
         store = stores.generations()
         if not store.loaded:  # never read from draw(): the start-up thread reads it
             layout.label(text="Reading the list...", icon="SORTTIME")
@@ -153,6 +158,17 @@ class TRIVERSE_PT_generations(bpy.types.Panel):
             layout.label(text=f"and {len(records) - SHOWN} older ones")
 
 
+def draw_feed(layout: bpy.types.UILayout) -> None:
+    """The account feed's state when it is on (said once, in one line), and Sync."""
+    kind, line = feed_state.current()
+    row = layout.row(align=True)
+    if kind != "off" and line:
+        row.label(text=f"Tasks made elsewhere: {line}", icon=FEED_ICONS.get(kind, "INFO"))
+        row.operator("triverse.sync_generations", text="", icon="FILE_REFRESH")
+    else:
+        row.operator("triverse.sync_generations", text="Sync with Account", icon="FILE_REFRESH")
+
+
 def draw_row(box: bpy.types.UILayout, record: object, watched: bool = True) -> None:
     """Thumbnail, title, status, cost and time; Import, Generate Again, Copy UUID."""
     task_uuid = str(getattr(record, "task_uuid", ""))
@@ -164,13 +180,19 @@ def draw_row(box: bpy.types.UILayout, record: object, watched: bool = True) -> N
     else:
         col = box.column(align=True)
     from_image = not str(getattr(record, "prompt", "") or "").strip()
-    col.label(text=title(record), icon="NONE" if icon else ("IMAGE_DATA" if from_image else "SHADERFX"))
+    elsewhere = getattr(record, "origin", "") == "elsewhere"  # seen on the account: the web app, a script, ...
+    kind = "WORLD" if elsewhere else ("IMAGE_DATA" if from_image else "SHADERFX")
+    col.label(text=title(record), icon="NONE" if icon else kind)
     status = str(getattr(record, "status", ""))
     line = col.row()
     line.alert = status in ("FAILED", "CANCELLED")
     line.label(text=status_text(record, watched))
     cost = getattr(record, "cost_credits", None)
-    details = [f"{cost:,} credits" if cost is not None else "", when(float(getattr(record, "created_at", 0.0) or 0))]
+    details = [
+        "Made elsewhere" if elsewhere else "",
+        f"{cost:,} credits" if cost is not None else "",
+        when(float(getattr(record, "created_at", 0.0) or 0)),
+    ]
     col.label(text="  ".join(d for d in details if d))
     row = col.row(align=True)
     sub = row.row(align=True)
