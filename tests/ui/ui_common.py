@@ -722,3 +722,168 @@ class Runner:
             self.finish()
             return None
         return max(0.0, float(delay or 0.0))
+
+
+# -- finding controls by what the pointer finds under it (the Generate and Scene Tools drivers) ----------
+
+SCAN_STEP = 9  # pixels between the spots the pointer visits when looking for a control
+
+
+def park_pointer() -> None:
+    """The pointer over the viewport, away from every sidebar button."""
+    win, _, main, _ = view3d()
+    win.event_simulate(type="MOUSEMOVE", value="NOTHING", x=main.x + main.width // 3, y=main.y + main.height // 2)
+
+
+def passes(n: int = 3) -> Step:
+    """Let Blender's main loop go round `n` times (each handles the queued events, then redraws)."""
+    for _ in range(n):
+        yield 0.0
+
+
+def key_at(kind: str, x: int, y: int, **mods: Any) -> None:
+    """A key (or button) press and release at (x, y), with modifiers (ctrl=True, shift=True)."""
+    win = view3d()[0]
+    win.event_simulate(type=kind, value="PRESS", x=x, y=y, **mods)
+    win.event_simulate(type=kind, value="RELEASE", x=x, y=y, **mods)
+
+
+def click_at(x: int, y: int, **mods: Any) -> None:
+    """A left click at window coordinates (x, y), the pointer moved there first."""
+    view3d()[0].event_simulate(type="MOUSEMOVE", value="NOTHING", x=x, y=y)
+    key_at("LEFTMOUSE", x, y, **mods)
+
+
+def what_is_under(x: int, y: int, operator: bool, settle: int = 3) -> Step:
+    """What the pointer at (x, y) finds: Ctrl+C copies an operator button's Python command (a disabled button's
+    too), Ctrl+Shift+C a property's data path; "" when nothing of the kind is there."""
+    win = view3d()[0]
+    wm = bpy.context.window_manager
+    wm.clipboard = ""
+    win.event_simulate(type="MOUSEMOVE", value="NOTHING", x=x, y=y)
+    yield from passes(settle)  # the button under the pointer becomes the active one
+    win.event_simulate(type="MOUSEMOVE", value="NOTHING", x=x + 1, y=y)
+    key_at("C", x + 1, y, ctrl=True, shift=not operator)
+    yield from passes(settle)
+    return wm.clipboard
+
+
+def find_in_sidebar(match: Callable[[str], bool], what: str, operator: bool = True) -> Step:
+    """Move the pointer down the sidebar's middle until what is under it matches; (x, y) of that spot, checked
+    again slowly (Blender may handle one spot's keys after the pointer moved on). Spots nearest to where the
+    same control was found last are visited first. Raises RuntimeError with what was found instead."""
+    _, _, _, sidebar = view3d()
+    x = sidebar.x + int(sidebar.width * 0.45)
+    spots = list(range(sidebar.y + sidebar.height - 30, sidebar.y + 10, -SCAN_STEP))
+    last = STATE.setdefault("found_at", {}).get(what)
+    if last is not None:
+        spots.sort(key=lambda y: abs(y - last))
+    seen: list[str] = []
+    for y in spots:
+        found = yield from what_is_under(x, y, operator)
+        if found and match(found):
+            for near in (y, y + SCAN_STEP, y - SCAN_STEP):
+                again = yield from what_is_under(x, near, operator, settle=6)
+                if match(again):
+                    park_pointer()
+                    STATE["found_at"][what] = near
+                    log(f"found {what} at y={near}: {again}")
+                    return x, near
+        if found and found not in seen:
+            seen.append(found)
+    park_pointer()
+    raise RuntimeError(f"{what} not found in the sidebar; the pointer found: {seen}")
+
+
+def type_text(text: str, x: int, y: int) -> None:
+    """Type into the text field being edited, one simulated key press per character (letters and spaces),
+    then Enter."""
+    win = view3d()[0]
+    for ch in text:
+        kind = "SPACE" if ch == " " else ch.upper()
+        win.event_simulate(type=kind, value="PRESS", x=x, y=y, unicode=ch)
+        win.event_simulate(type=kind, value="RELEASE", x=x, y=y)
+    key_at("RET", x, y)
+
+
+class DrawRecorder:
+    """A stand-in for `UILayout` that records what a panel's `draw()` lays out: each label's text, each operator
+    button (its text and whether it is enabled: its own and every enclosing layout's `enabled`) and each
+    property. Called with the add-on's real draw function: what it would put in the sidebar, as words."""
+
+    def __init__(self, record: list[dict[str, Any]] | None = None, enabled: bool = True, alert: bool = False) -> None:
+        object.__setattr__(self, "record", [] if record is None else record)
+        object.__setattr__(self, "_parent_enabled", enabled)
+        object.__setattr__(self, "_parent_alert", alert)
+        object.__setattr__(self, "_own", {"enabled": True, "alert": False})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._own[name] = value  # enabled, alert, scale_y, ...
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._own:
+            return self._own[name]
+        if name in ("row", "column", "box", "split", "column_flow", "grid_flow"):
+            return lambda *a, **k: self._child()
+        if not hasattr(bpy.types.UILayout, name):  # as this Blender's layout (3.4 has no `progress`)
+            raise AttributeError(name)
+        if name == "progress":
+            return lambda text="", **k: self.label(text=text, icon="PROGRESS")
+        return lambda *a, **k: None  # separator, template_*, ...
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._parent_enabled and self._own.get("enabled", True))
+
+    def _alert(self) -> bool:
+        return bool(self._parent_alert or self._own.get("alert", False))
+
+    def _child(self) -> DrawRecorder:
+        return DrawRecorder(self.record, self.enabled, self._alert())
+
+    def label(self, text: str = "", icon: str = "NONE", **_: Any) -> None:
+        self.record.append({"kind": "label", "text": text, "icon": icon, "alert": self._alert()})
+
+    def operator(self, idname: str, text: str = "", icon: str = "NONE", **_: Any) -> Any:
+        self.record.append({"kind": "operator", "op": idname, "text": text, "enabled": self.enabled})
+        return type("Props", (), {})()  # its properties are set and ignored
+
+    def prop(self, data: Any, name: str, text: str | None = None, **_: Any) -> None:
+        self.record.append({"kind": "prop", "name": name, "enabled": self.enabled})
+
+    def prop_search(self, data: Any, name: str, *_: Any, **__: Any) -> None:
+        self.record.append({"kind": "prop", "name": name, "enabled": self.enabled})
+
+
+def drawn(panel: type, context: Any = None) -> list[dict[str, Any]]:
+    """What `panel`'s draw() lays out now (`DrawRecorder`)."""
+    recorder = DrawRecorder()
+    holder = type("PanelSelf", (), {"layout": recorder})()
+    panel.draw(holder, context or bpy.context)
+    return recorder.record
+
+
+def crop_png(source: Path, target: Path, rect: tuple[int, int, int, int]) -> list[int]:
+    """Write the part (x, y, width, height; window coordinates, y up) of a screenshot as a PNG; its size."""
+    import numpy as np
+
+    image = bpy.data.images.load(str(source), check_existing=False)
+    try:
+        w, h = image.size
+        pixels = np.empty(w * h * 4, dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+    finally:
+        bpy.data.images.remove(image)
+    x, y, cw, ch = rect
+    x, y = max(0, x), max(0, y)
+    cw, ch = min(cw, w - x), min(ch, h - y)
+    crop = np.ascontiguousarray(pixels.reshape(h, w, 4)[y : y + ch, x : x + cw])
+    out = bpy.data.images.new(target.stem, cw, ch, alpha=False)
+    try:
+        out.pixels.foreach_set(crop.ravel())
+        out.filepath_raw = str(target)
+        out.file_format = "PNG"
+        out.save()
+    finally:
+        bpy.data.images.remove(out)
+    return [cw, ch]

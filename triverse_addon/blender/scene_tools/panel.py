@@ -114,7 +114,7 @@ def meshes_selected(context: bpy.types.Context) -> tuple[int, str]:
 
 def ask_price(context: bpy.types.Context, force: bool = False) -> None:
     """Ask for the price of one object's task (debounced), unless known, on its way, or not allowed."""
-    if not hasattr(context.window_manager, "triverse_scene_tools"):
+    if not hasattr(context.window_manager, "triverse_scene_tools") or not _priced_selection(context):
         return
     key, why_not = _price_key(context)
     if why_not or not (force or QUOTE.wants(key)):
@@ -131,6 +131,14 @@ def ask_price(context: bpy.types.Context, force: bool = False) -> None:
 
     QUOTE.want(key, call, force=True)
     lookups.ensure_timer()
+
+
+def _priced_selection(context: bpy.types.Context) -> bool:
+    """Whether mesh objects are selected: with none there is nothing to price (no request, no cost shown)."""
+    try:
+        return meshes_selected(context)[0] > 0
+    except AttributeError:  # a context without a selection: priced as before
+        return True
 
 
 def _price_key(context: bpy.types.Context) -> tuple[Hashable, str]:
@@ -191,7 +199,8 @@ class TRIVERSE_PT_scene_tools(bpy.types.Panel):
             row = col.row(align=True)
             row.label(text="Texture")
             row.prop(st, "texture_size", expand=True)
-        draw_price(layout, context, count)
+        if count:  # nothing selected: no price asked nor shown, the reason under the button says what to do
+            draw_price(layout, context, count)
         row = layout.row()
         row.scale_y = 1.4
         row.enabled = not why_off
