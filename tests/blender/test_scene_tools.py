@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import struct
 import tempfile
+import time
 from pathlib import Path
 
 import bpy
@@ -246,3 +247,52 @@ def test_created_without_waiting_the_tasks_are_in_my_generations_with_their_obje
     record = importlib.import_module(f"{MODULE}.blender.common.stores").generations().get(task)
     assert record is not None and record.source_object == "Child" and record.flow_name == "model-remesh"
     assert not scene.hide_get()  # nothing placed yet
+
+
+def test_objects_sharing_one_mesh_go_up_once_and_each_gets_the_result(gen, scene):
+    child = scene
+    twin = child.copy()  # a linked duplicate: the same mesh, its own modifiers (none here)
+    twin.modifiers.clear()
+    child.modifiers.clear()
+    twin.location = (-3.0, 0.0, 0.0)
+    child.users_collection[0].objects.link(twin)
+    bpy.context.view_layer.update()
+    twin.select_set(True)
+    worlds = {ob.name: ob.matrix_world.copy() for ob in (child, twin)}
+
+    assert bpy.ops.triverse.texture_selected(prompt="brushed steel") == {"FINISHED"}
+
+    assert len(gen.uploaded_models) == 1 and len(gen.created) == 1  # one upload, one task, one charge
+    for ob in (child, twin):
+        assert _close(_result(ob).matrix_world, worlds[ob.name]) and ob.hide_get()
+
+
+def test_edits_made_in_edit_mode_are_what_goes_up(gen, scene):
+    child = scene
+    child.modifiers.clear()
+    bpy.ops.object.mode_set(mode="EDIT")
+    bpy.ops.mesh.select_all(action="SELECT")
+    bpy.ops.transform.resize(value=(3.0, 1.0, 1.0), orient_type="LOCAL")  # held by Edit Mode until it is left
+
+    assert bpy.ops.triverse.remesh_selected(polygon_limit=2000) == {"FINISHED"}
+
+    assert bpy.context.mode == "OBJECT"
+    (upload,) = gen.uploaded_models.values()
+    low, high = _glb_bounds(upload["bytes"])
+    assert high[0] - low[0] == pytest.approx(3.0, abs=1e-3)  # the cube of size 1, stretched 3 times in x
+
+
+def test_my_generations_import_places_a_result_beside_its_original_again(gen, scene):
+    child = scene
+    world = child.matrix_world.copy()
+    assert bpy.ops.triverse.texture_selected(prompt="old leather", wait=False) == {"FINISHED"}
+    (task,) = gen.created
+    deadline = time.monotonic() + 10
+    while gen.owner._status_data(gen.owner._task(task))["status"] != "SUCCESS":
+        assert time.monotonic() < deadline, "the stand-in's task did not finish"
+        time.sleep(0.05)
+
+    assert bpy.ops.triverse.generation_import(task_uuid=task) == {"FINISHED"}
+
+    result = _result(child)
+    assert _close(result.matrix_world, world) and child.hide_get()
