@@ -84,6 +84,7 @@ def standin(server: StandinServer, tmp_path: Path) -> Iterator[StandinServer]:
     prefs.use_asset_library = False
     bpy.context.preferences.system.use_online_access = True
     yield server
+    prefs = addon_prefs()  # again: a test that disabled and enabled the add-on left the first one dangling
     prefs.api_key = ""
     prefs.base_url = ""
     prefs.library_dir = ""

@@ -37,6 +37,7 @@ def assets_dir(standin, tmp_path):
     prefs.asset_library_dir = str(tmp_path / "assets")
     yield tmp_path / "assets"
     asset_store.wait(60)
+    prefs = addon_prefs()  # again: the add-on may have been disabled and enabled meanwhile
     prefs.asset_library_dir = ""
     prefs.use_asset_library = True
 
