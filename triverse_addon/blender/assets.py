@@ -179,6 +179,8 @@ def write_asset(imported: Imported) -> Path | None:
     catalog = asset_catalog.catalog_for_flow(flow)
     catalog_ids = asset_catalog.ensure_catalogs(folder)
     part = asset_catalog.incoming(folder) / f"{imported.task_uuid}.blend"
+    if part.exists():  # being finished by the worker (the task imported again meanwhile): one asset, one job;
+        return final  # a second write would overwrite the file the first job reads and the first would remove it
     _write_marked(collection, imported, catalog_ids[catalog], prompt, flow, part)
     picture, fetch = _picture_source(imported, folder)
     job = asset_store.Finish(imported.task_uuid, part, final, preview_command(), picture, fetch)

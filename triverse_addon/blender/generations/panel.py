@@ -152,8 +152,9 @@ class TRIVERSE_PT_generations(bpy.types.Panel):
             return
         watched = set(stores.watching())
         watched.update(job.task_uuid for job in running_jobs() if job.task_uuid)
+        live = feed_state.current()[0] == "connected"  # the account's feed updates every task of the list
         for record in records[:SHOWN]:
-            draw_row(layout.box(), record, record.task_uuid in watched)
+            draw_row(layout.box(), record, live or record.task_uuid in watched)
         if len(records) > SHOWN:
             layout.label(text=f"and {len(records) - SHOWN} older ones")
 
