@@ -21,17 +21,13 @@ TRIVERSE_UI_UPDATE_DOCS=1 the README's crops are written to docs/screenshots/{as
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import missing_tool
-from test_generate_ui import SCREEN, UI_PACKAGES, Run
 from test_ui import png_facts
+from ui_launch import Run, launch
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("drive_assets_feed.py")
@@ -69,12 +65,8 @@ def websocket_client(pylib: Path) -> str:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    """Run the driver once for the whole module."""
-    if os.environ.get("TRIVERSE_UI_SKIP"):
-        pytest.skip(f"UI tier skipped: {os.environ['TRIVERSE_UI_SKIP']}")
-    missing = [tool for tool in ("blender", "xvfb-run") if shutil.which(tool) is None]
-    if missing:
-        missing_tool(f"{' and '.join(missing)} not found (apt-get install {UI_PACKAGES})")
+    """Run the driver once for the whole module (websocket-client, and the stand-in's websockets, on the path
+    of this test's Blender only)."""
     out = tmp_path_factory.mktemp("ui-assets-feed")
     pylib = out / "pylib"
     pylib.mkdir()
@@ -85,54 +77,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
         (pylib / "websockets").symlink_to(Path(websockets.__file__).parent)
     except ImportError:
         pass
-    dropped = ("TRIVERSE_API_KEY", "TRIVERSE_API_URL", "PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV")
-    env = {k: v for k, v in os.environ.items() if k not in dropped}
-    env["TRIVERSE_UI_PYLIB"] = str(pylib)
-    blender_dir = str(Path(shutil.which("blender") or "/usr/bin/blender").resolve().parent)
-    env["PATH"] = os.pathsep.join([blender_dir, "/usr/bin", env.get("PATH", "")])  # Debian's Python for Blender
-    for name, folder in (
-        ("BLENDER_USER_CONFIG", "user-config"),
-        ("BLENDER_USER_SCRIPTS", "user-scripts"),
-        ("BLENDER_USER_DATAFILES", "user-datafiles"),
-        ("TMPDIR", "tmp"),
-    ):
-        (out / folder).mkdir()
-        env[name] = str(out / folder)
-    command = ["xvfb-run", "-a", "-s", f"-screen 0 {SCREEN}", "blender", "--factory-startup"]
-    command += ["--enable-event-simulate", "--python-exit-code", "3", "--python", str(DRIVER), "--", "--out", str(out)]
-    if env.get("TRIVERSE_UI_ADDON_SOURCE"):
-        command += ["--addon-source", env["TRIVERSE_UI_ADDON_SOURCE"]]
-    log_path = out / "blender.log"
-    killed = False
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            proc.wait(timeout=RUN_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            killed = True
-            os.killpg(proc.pid, signal.SIGKILL)  # xvfb-run, Xvfb and Blender: the group this test started
-            proc.wait()
-    try:
-        result = json.loads((out / "result.json").read_text())
-    except (OSError, ValueError):
-        result = {}
-    result["websocket_source"] = source
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for old in SCREENSHOTS.glob("assets-feed-*"):
-        old.unlink()
-    for path in out.glob("assets-feed-*.png"):
-        shutil.copy2(path, SCREENSHOTS / path.name)
-    for name in ("asset-browser.png", "made-elsewhere.png"):
-        crop = out / f"crop-{name}"
-        if crop.is_file():
-            shutil.copy2(crop, SCREENSHOTS / f"assets-feed-{name.replace('.png', '-crop.png')}")
-            if os.environ.get("TRIVERSE_UI_UPDATE_DOCS") == "1":
-                shutil.copy2(crop, DOCS / name)
-    shutil.copy2(log_path, SCREENSHOTS / "assets-feed-blender.log")
-    (SCREENSHOTS / "assets-feed-result.json").write_text(json.dumps(result, indent=1))
-    return Run(out, proc.returncode, log_path.read_text(errors="replace"), result, killed)
+    pictures = {"asset-browser.png": "asset-browser.png", "made-elsewhere.png": "made-elsewhere.png"}
+    run = launch(DRIVER, out, name="assets-feed", timeout=RUN_TIMEOUT, env_extra={"TRIVERSE_UI_PYLIB": str(pylib)},
+                 docs=pictures)  # fmt: skip
+    run.result["websocket_source"] = source
+    return run
 
 
 def check_screenshot(run: Run, name: str) -> None:

@@ -9,98 +9,22 @@ result.json and Blender's log are copied to build/ui-screenshots/ (as generate-*
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import signal
-import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import missing_tool
 from test_ui import png_facts
+from ui_launch import Run, launch
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("drive_generate.py")
 SCREENSHOTS = ROOT / "build" / "ui-screenshots"
-SCREEN = "1280x1200x24"
 RUN_TIMEOUT = 240.0
-UI_PACKAGES = "blender xvfb xauth python3-requests python3-numpy"
-
-
-@dataclass
-class Run:
-    """One run of the driver: what it recorded and how Blender ended."""
-
-    out: Path
-    returncode: int | None
-    log: str
-    result: dict[str, Any] = field(default_factory=dict)
-    killed: bool = False
-
-    def section(self, name: str) -> dict[str, Any]:
-        value = self.result.get(name)
-        if not isinstance(value, dict):
-            pytest.fail(f"result.json has no {name!r} section.\n{self.diagnosis()}")
-        return value
-
-    def diagnosis(self) -> str:
-        errors = "\n".join(self.result.get("errors", [])) or "(none recorded)"
-        state = "killed after the timeout" if self.killed else f"exit code {self.returncode}"
-        return f"Blender {state}. Driver errors:\n{errors}\nLog tail:\n{self.log[-3000:]}"
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     """Run the driver once for the whole module."""
-    if os.environ.get("TRIVERSE_UI_SKIP"):
-        pytest.skip(f"UI tier skipped: {os.environ['TRIVERSE_UI_SKIP']}")
-    missing = [tool for tool in ("blender", "xvfb-run") if shutil.which(tool) is None]
-    if missing:
-        missing_tool(f"{' and '.join(missing)} not found (apt-get install {UI_PACKAGES})")
-    out = tmp_path_factory.mktemp("ui-generate")
-    dropped = ("TRIVERSE_API_KEY", "TRIVERSE_API_URL", "PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV")
-    env = {k: v for k, v in os.environ.items() if k not in dropped}
-    blender_dir = str(Path(shutil.which("blender") or "/usr/bin/blender").resolve().parent)
-    env["PATH"] = os.pathsep.join([blender_dir, "/usr/bin", env.get("PATH", "")])  # Debian's Python for Blender
-    for name, folder in (
-        ("BLENDER_USER_CONFIG", "user-config"),
-        ("BLENDER_USER_SCRIPTS", "user-scripts"),
-        ("BLENDER_USER_DATAFILES", "user-datafiles"),
-        ("TMPDIR", "tmp"),
-    ):
-        (out / folder).mkdir()
-        env[name] = str(out / folder)
-    command = ["xvfb-run", "-a", "-s", f"-screen 0 {SCREEN}", "blender", "--factory-startup"]
-    command += ["--enable-event-simulate", "--python-exit-code", "3", "--python", str(DRIVER), "--", "--out", str(out)]
-    if env.get("TRIVERSE_UI_ADDON_SOURCE"):
-        command += ["--addon-source", env["TRIVERSE_UI_ADDON_SOURCE"]]
-    log_path = out / "blender.log"
-    killed = False
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            proc.wait(timeout=RUN_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            killed = True
-            os.killpg(proc.pid, signal.SIGKILL)  # xvfb-run, Xvfb and Blender: the group this test started
-            proc.wait()
-    try:
-        result = json.loads((out / "result.json").read_text())
-    except (OSError, ValueError):
-        result = {}
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for old in SCREENSHOTS.glob("generate-*"):
-        old.unlink()
-    for path in [*out.glob("generate-*.png")]:
-        shutil.copy2(path, SCREENSHOTS / path.name)
-    shutil.copy2(log_path, SCREENSHOTS / "generate-blender.log")
-    (SCREENSHOTS / "generate-result.json").write_text(json.dumps(result, indent=1))
-    return Run(out, proc.returncode, log_path.read_text(errors="replace"), result, killed)
+    return launch(DRIVER, tmp_path_factory.mktemp("ui-generate"), name="generate", timeout=RUN_TIMEOUT)
 
 
 def check_screenshot(run: Run, name: str) -> None:

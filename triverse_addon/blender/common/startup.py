@@ -49,7 +49,13 @@ LATER: list[tuple[str, Callable[[], object]]] = []
 
 def _steps() -> list[tuple[str, Callable[[], object]]]:
     imports = [(name, lambda name=name: _import(name)) for name in _MODULES]
-    return [*imports, ("generations", lambda: stores.generations().load()), ("rewatch", _rewatch), *LATER]
+    return [*imports, ("generations", _read_generations), ("rewatch", _rewatch), *LATER]
+
+
+def _read_generations() -> None:
+    store = stores.generations()
+    if not store.loaded:  # read once: an operator may have read it already, and records may be in memory only
+        store.load()
 
 
 def _import(name: str) -> None:
