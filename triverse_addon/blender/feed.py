@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import collections
 import logging
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import bpy
@@ -43,23 +45,67 @@ class TRIVERSE_OT_sync_generations(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         """Read the account's changes since the last sync (all of them the first time), synchronously."""
-        from ..service import account_feed
-        from ..service.api import TriverseClient
-
+        sync = _sync_call(context)
         try:
-            store = stores.generations()
-            since = account_feed.resume_since(store.synced_at)
-            with TriverseClient(addon.get_settings(context), online_access=addon.online_access()) as client:
-                caught = account_feed.catch_up(client, since or None)
-            applied = account_feed.apply(store, caught.payloads)
-            store.set_synced_at(caught.synced_at)
+            counts = sync()
         except Exception as exc:  # noqa: BLE001 - reported once, in report_failure
             return report_failure(self, exc, "sync")
-        new, updated = len(applied.new), len(applied.updated)
+        return self._done(context, counts)
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        """From the sidebar's button: the same on a worker thread, Blender staying responsive meanwhile."""
+        sync = _sync_call(context)
+        box: dict[str, Any] = {}
+
+        def work() -> None:  # a worker thread: the network and the store only, never bpy, never an import
+            try:
+                box["counts"] = sync()
+            except Exception as exc:  # noqa: BLE001 - handed to the main thread, which reports it
+                box["error"] = exc
+
+        self._box = box
+        self._thread = threading.Thread(target=work, name="triverse-sync", daemon=True)
+        self._thread.start()
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.1, window=context.window)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        """Report once the worker has ended."""
+        if event.type != "TIMER" or self._thread.is_alive():
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        if "error" in self._box:
+            return report_failure(self, self._box["error"], "sync")
+        return self._done(context, self._box["counts"])
+
+    def _done(self, context: bpy.types.Context, counts: tuple[int, int]) -> set[str]:
+        new, updated = counts
         self.report({"INFO"}, f"{new} new task{'s' if new != 1 else ''} made elsewhere, {updated} updated.")
         if context.window_manager is not None:
             redraw.tag_sidebars(context)
         return {"FINISHED"}
+
+
+def _sync_call(context: bpy.types.Context) -> Callable[[], tuple[int, int]]:
+    """The catch-up, ready to run on any thread: its modules imported and its settings read here (main thread)."""
+    from ..service import account_feed
+    from ..service.api import TriverseClient
+
+    store = stores.generations()
+    settings = addon.get_settings(context)
+    online = addon.online_access()
+
+    def sync() -> tuple[int, int]:
+        since = account_feed.resume_since(store.synced_at)
+        with TriverseClient(settings, online_access=online) as client:
+            caught = account_feed.catch_up(client, since or None)
+        applied = account_feed.apply(store, caught.payloads)
+        store.set_synced_at(caught.synced_at)
+        return len(applied.new), len(applied.updated)
+
+    return sync
 
 
 def start(context: bpy.types.Context | None = None) -> None:
