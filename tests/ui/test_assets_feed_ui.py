@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 from test_ui import png_facts
-from ui_launch import Run, launch
+from ui_launch import Run, check_screenshot, launch
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("drive_assets_feed.py")
@@ -82,14 +82,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
                  docs=pictures)  # fmt: skip
     run.result["websocket_source"] = source
     return run
-
-
-def check_screenshot(run: Run, name: str) -> None:
-    path = run.out / name
-    assert path.is_file(), f"{name} was not written.\n{run.diagnosis()}"
-    facts = png_facts(path)
-    assert facts["width"] >= 1000 and facts["height"] >= 600, facts
-    assert facts["bytes"] > 50_000 and facts["distinct_bytes"] > 100, f"{name} looks blank: {facts}"
 
 
 def test_driver_ran_every_step(run: Run) -> None:

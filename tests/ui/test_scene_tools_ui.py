@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from test_ui import png_facts
-from ui_launch import Run, launch
+from ui_launch import Run, check_screenshot, launch
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("drive_scene_tools.py")
@@ -33,14 +33,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     out = tmp_path_factory.mktemp("ui-scene-tools")
     pictures = {f"scene-tools-{step}.png": f"scene-tools-{step}.png" for step in ("before", "after")}
     return launch(DRIVER, out, name="scene-tools", timeout=RUN_TIMEOUT, docs=pictures)
-
-
-def check_screenshot(run: Run, name: str) -> None:
-    path = run.out / name
-    assert path.is_file(), f"{name} was not written.\n{run.diagnosis()}"
-    facts = png_facts(path)
-    assert facts["width"] >= 1000 and facts["height"] >= 600, facts
-    assert facts["bytes"] > 50_000 and facts["distinct_bytes"] > 100, f"{name} looks blank: {facts}"
 
 
 def close(a: list[list[float]], b: list[list[float]], tolerance: float = 1e-4) -> bool:

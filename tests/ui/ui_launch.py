@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import missing_tool
+from test_ui import png_facts
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "build" / "ui-screenshots"
@@ -52,6 +53,15 @@ class Run:
         errors = "\n".join(self.result.get("errors", [])) or "(none recorded)"
         state = "killed after the timeout" if self.killed else f"exit code {self.returncode}"
         return f"Blender {state}. Driver errors:\n{errors}\nLog tail:\n{self.log[-3000:]}"
+
+
+def check_screenshot(run: Run, name: str) -> None:
+    """A full-window screenshot the driver wrote, not blank."""
+    path = run.out / name
+    assert path.is_file(), f"{name} was not written.\n{run.diagnosis()}"
+    facts = png_facts(path)
+    assert facts["width"] >= 1000 and facts["height"] >= 600, facts
+    assert facts["bytes"] > 50_000 and facts["distinct_bytes"] > 100, f"{name} looks blank: {facts}"
 
 
 def launch(
