@@ -35,7 +35,6 @@ PYLIB = os.environ.get("TRIVERSE_UI_PYLIB", "")
 if PYLIB:
     sys.path.insert(0, PYLIB)  # before the add-on (its feed imports websocket at import) and the stand-in
 
-import addon_utils
 import bpy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the tier's shared helpers, beside this file
@@ -45,17 +44,18 @@ from ui_common import (
     RESULT,
     STATE,
     WORK,
-    Runner,
     Step,
     addon_module,
     crop_png,
     drawn,
+    enable_addon,
     invoke_import,
     log,
     make_model,
     park_pointer,
     preview_png,
     redraw_all,
+    run_driver,
     screenshot,
     tagged,
     view3d,
@@ -64,7 +64,6 @@ from ui_common import (
 )
 from ui_panel import UITEST_PT_triverse_probe, open_triverse_tab
 
-import build
 from standin_server import StandinServer
 
 ADDON = "triverse"
@@ -99,16 +98,7 @@ def setup() -> None:
 
     model = WORK / "model.glb"
     RESULT["model"] = make_model(model)
-    if ARGS.addon_source:
-        build.PACKAGE = ARGS.addon_source.resolve()
-    scripts = Path(os.environ.get("BLENDER_USER_SCRIPTS") or (WORK / "scripts"))
-    staged = build.stage(scripts / "addons", link=True)
-    if not os.environ.get("BLENDER_USER_SCRIPTS"):
-        prefs.filepaths.script_directory = str(scripts)
-    bpy.utils.refresh_script_paths()
-    module = addon_utils.enable(ADDON, default_set=True)
-    if module is None or ADDON not in prefs.addons:
-        raise RuntimeError(f"addon_utils.enable({ADDON!r}) failed (staged at {staged})")
+    _staged, module = enable_addon(prefs, WORK, ARGS.addon_source)
 
     server = StandinServer(api_key=API_KEY)
     server.gen.timeline_step = 0.3
@@ -459,11 +449,4 @@ def finish() -> None:
 
 
 RESULT["tmp"] = tempfile.gettempdir()
-try:
-    setup()
-except Exception:
-    RESULT["errors"].append(traceback.format_exc())
-    print(RESULT["errors"][-1], file=sys.stderr, flush=True)
-    finish()
-else:
-    bpy.app.timers.register(Runner(scenario_steps(), DEADLINE_SECONDS, RESULT, STATE, finish), first_interval=0.0)
+run_driver(setup, scenario_steps, DEADLINE_SECONDS, RESULT, STATE, finish)

@@ -29,7 +29,6 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
-import addon_utils
 import bmesh
 import bpy
 
@@ -40,9 +39,14 @@ if str(SCRIPTS) not in sys.path:
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the Import tier's driver helpers, beside this file
 
-from ui_common import Runner, redraw_all, view3d, wait_for  # the same helpers as the Import tier's driver
+from ui_common import (  # the same helpers as the Import tier's driver
+    enable_addon,
+    redraw_all,
+    run_driver,
+    view3d,
+    wait_for,
+)
 
-import build  # scripts/build.py: the same staging the zip build and the other tiers use
 from standin_server import StandinServer
 
 ADDON = "triverse"
@@ -168,18 +172,8 @@ def setup() -> None:
     model = WORK / "model.glb"
     make_model(model)
 
-    if ARGS.addon_source:
-        build.PACKAGE = ARGS.addon_source.resolve()
-    scripts = Path(os.environ.get("BLENDER_USER_SCRIPTS") or (WORK / "scripts"))
-    staged = build.stage(scripts / "addons", link=True)
-    if not os.environ.get("BLENDER_USER_SCRIPTS"):
-        prefs.filepaths.script_directory = str(scripts)
-    bpy.utils.refresh_script_paths()
-    module = addon_utils.enable(ADDON, default_set=True)
-    if module is None or ADDON not in prefs.addons:
-        raise RuntimeError(f"addon_utils.enable({ADDON!r}) failed (staged at {staged})")
-    # The add-on reads My Generations and loads its network modules on a thread at register: wait for it.
-    mod(STARTUP).ensure()  # the rest of the start-up steps now
+    _staged, module = enable_addon(prefs, WORK, ARGS.addon_source)
+    mod(STARTUP).ensure()  # what the window's timer does after the start, all at once
     startup_done = True
 
     server = StandinServer(api_key=API_KEY)
@@ -700,11 +694,4 @@ ARGS.out = ARGS.out.resolve()
 ARGS.out.mkdir(parents=True, exist_ok=True)
 WORK = Path(tempfile.mkdtemp(prefix="work-", dir=ARGS.out))
 
-try:
-    setup()
-except Exception:
-    RESULT["errors"].append(traceback.format_exc())
-    print(RESULT["errors"][-1], file=sys.stderr, flush=True)
-    finish()
-else:
-    bpy.app.timers.register(Runner(scenario_steps(), DEADLINE_SECONDS, RESULT, STATE, finish), first_interval=0.0)
+run_driver(setup, scenario_steps, DEADLINE_SECONDS, RESULT, STATE, finish)

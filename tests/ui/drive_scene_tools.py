@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import tempfile
 import traceback
 from pathlib import Path
 from typing import Any
 
-import addon_utils
 import bmesh
 import bpy
 from mathutils import Vector
@@ -39,16 +37,17 @@ from ui_common import (
     RESULT,
     STATE,
     WORK,
-    Runner,
     Step,
     addon_module,
     click_at,
     crop_png,
     drawn,
+    enable_addon,
     find_in_sidebar,
     log,
     park_pointer,
     redraw_all,
+    run_driver,
     screenshot,
     type_text,
     view3d,
@@ -58,7 +57,6 @@ from ui_common import (
 )
 from ui_panel import UITEST_PT_triverse_probe, open_triverse_tab
 
-import build
 from standin_server import StandinServer
 
 ADDON = "triverse"
@@ -197,16 +195,7 @@ def setup() -> None:
     RESULT["scene"] = make_scene()
     frame_viewport()
 
-    if ARGS.addon_source:
-        build.PACKAGE = ARGS.addon_source.resolve()
-    scripts = Path(os.environ.get("BLENDER_USER_SCRIPTS") or (WORK / "scripts"))
-    staged = build.stage(scripts / "addons", link=True)
-    if not os.environ.get("BLENDER_USER_SCRIPTS"):
-        prefs.filepaths.script_directory = str(scripts)
-    bpy.utils.refresh_script_paths()
-    module = addon_utils.enable(ADDON, default_set=True)
-    if module is None or ADDON not in prefs.addons:
-        raise RuntimeError(f"addon_utils.enable({ADDON!r}) failed (staged at {staged})")
+    _staged, module = enable_addon(prefs, WORK, ARGS.addon_source)
     mod(STARTUP).ensure()
 
     server = StandinServer(api_key=API_KEY)
@@ -457,11 +446,4 @@ def finish() -> None:
 
 
 RESULT["tmp"] = tempfile.gettempdir()
-try:
-    setup()
-except Exception:
-    RESULT["errors"].append(traceback.format_exc())
-    print(RESULT["errors"][-1], file=sys.stderr, flush=True)
-    finish()
-else:
-    bpy.app.timers.register(Runner(scenario_steps(), DEADLINE_SECONDS, RESULT, STATE, finish), first_interval=0.0)
+run_driver(setup, scenario_steps, DEADLINE_SECONDS, RESULT, STATE, finish)

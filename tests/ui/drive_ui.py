@@ -24,16 +24,13 @@ from __future__ import annotations
 import atexit
 import faulthandler
 import json
-import os
 import sys
 import time
-import traceback
 import uuid as uuidlib
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-import addon_utils
 import bpy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,13 +52,14 @@ from ui_common import (
     STATE,
     T0,
     WORK,
-    Runner,
     addon_module,
     check_addon_layout,
+    enable_addon,
     log,
     make_model,
     part_files,
     preview_png,
+    run_driver,
     write_result,
 )
 from ui_jobs import cancel_scenario, scenario_quit, scenario_two_tasks
@@ -106,17 +104,9 @@ def setup() -> None:
     RESULT["model"] = make_model(model)
     log(f"model exported: {RESULT['model']}")
 
+    staged, module = enable_addon(prefs, WORK, ARGS.addon_source)
     if ARGS.addon_source:
-        build.PACKAGE = ARGS.addon_source.resolve()
-        RESULT["addon_source"] = str(build.PACKAGE)
-    scripts = Path(os.environ.get("BLENDER_USER_SCRIPTS") or (WORK / "scripts"))
-    staged = build.stage(scripts / "addons", link=True)
-    if not os.environ.get("BLENDER_USER_SCRIPTS"):
-        prefs.filepaths.script_directory = str(scripts)
-    bpy.utils.refresh_script_paths()
-    module = addon_utils.enable(ADDON, default_set=True)
-    if module is None or ADDON not in prefs.addons:
-        raise RuntimeError(f"addon_utils.enable({ADDON!r}) failed (staged at {staged})")
+        RESULT["addon_source"] = str(ARGS.addon_source.resolve())
     RESULT["setup"] = {
         "staged": str(staged),
         "addon_file": module.__file__,
@@ -207,11 +197,4 @@ RESULT["out"] = str(ARGS.out)
 CRASH_LOG = open(ARGS.out / "faulthandler.txt", "w")  # noqa: SIM115 - open until the process ends
 faulthandler.enable(CRASH_LOG, all_threads=True)
 
-try:
-    setup()
-except Exception:
-    RESULT["errors"].append(traceback.format_exc())
-    print(RESULT["errors"][-1], file=sys.stderr, flush=True)
-    finish()
-else:
-    bpy.app.timers.register(Runner(scenario_steps(), DEADLINE_SECONDS, RESULT, STATE, finish), first_interval=0.0)
+run_driver(setup, scenario_steps, DEADLINE_SECONDS, RESULT, STATE, finish)

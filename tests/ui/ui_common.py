@@ -887,3 +887,43 @@ def crop_png(source: Path, target: Path, rect: tuple[int, int, int, int]) -> lis
     finally:
         bpy.data.images.remove(out)
     return [cw, ch]
+
+
+def enable_addon(prefs: Any, work: Path, addon_source: Path | None) -> tuple[Path, Any]:
+    """Stage the add-on (this checkout's, or `addon_source`) in the user scripts folder and enable it the legacy
+    way, as Blender 3.x loads it; (the staged folder, the add-on's module). The start-up steps are left to the
+    caller (`startup.ensure()`), which may want to see the window's timer do them."""
+    import addon_utils
+
+    import build  # scripts/build.py: the same staging the zip build and the other tiers use
+
+    if addon_source:
+        build.PACKAGE = addon_source.resolve()
+    scripts = Path(os.environ.get("BLENDER_USER_SCRIPTS") or (work / "scripts"))
+    staged = build.stage(scripts / "addons", link=True)
+    if not os.environ.get("BLENDER_USER_SCRIPTS"):
+        prefs.filepaths.script_directory = str(scripts)
+    bpy.utils.refresh_script_paths()
+    module = addon_utils.enable(ADDON, default_set=True)
+    if module is None or ADDON not in prefs.addons:
+        raise RuntimeError(f"addon_utils.enable({ADDON!r}) failed (staged at {staged})")
+    return staged, module
+
+
+def run_driver(
+    setup: Callable[[], None],
+    steps: Callable[[], Step],
+    deadline_seconds: float,
+    result: dict[str, Any],
+    state: dict[str, Any],
+    finish: Callable[[], None],
+) -> None:
+    """Set up, then step the scenario from a timer; a failing set-up is recorded and `finish` runs at once."""
+    try:
+        setup()
+    except Exception:
+        result["errors"].append(traceback.format_exc())
+        print(result["errors"][-1], file=sys.stderr, flush=True)
+        finish()
+    else:
+        bpy.app.timers.register(Runner(steps(), deadline_seconds, result, state, finish), first_interval=0.0)
