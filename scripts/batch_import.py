@@ -135,6 +135,20 @@ def load_addon(staging: list[Path]) -> ModuleType:
     return importlib.import_module(module)
 
 
+def prepare_addon(staging: list[Path]) -> ModuleType:
+    """The enabled add-on, ready for a batch: Blender 3.4's glTF importer patched, online access allowed for this
+    run (running a script that downloads is the user's explicit request to go online; not saved to prefs)."""
+    import bpy
+
+    addon = load_addon(staging)
+    if bpy.app.version < (3, 6, 0):
+        restore_numpy_bool()
+    blender_addon = importlib.import_module(addon.__name__ + ".blender.common.addon")
+    if not blender_addon.online_access():
+        bpy.context.preferences.system.use_online_access = True
+    return addon
+
+
 def restore_numpy_bool() -> None:
     """Debian's Blender 3.4 glTF importer uses `numpy.bool`, which Debian's numpy 1.24 removed: put it back.
 
@@ -171,15 +185,9 @@ def run(args: argparse.Namespace, staging: list[Path]) -> int:
         bpy.ops.wm.read_homefile(use_empty=True)  # no default cube, camera and light in the result
     output = (args.output or (Path(opened) if opened else Path("triverse-import.blend"))).resolve()
     check_output(output)
-    addon = load_addon(staging)
+    addon = prepare_addon(staging)
     batch = importlib.import_module(addon.__name__ + ".blender.importing.batch")
     errors = importlib.import_module(addon.__name__ + ".service.errors")
-    blender_addon = importlib.import_module(addon.__name__ + ".blender.common.addon")
-    if bpy.app.version < (3, 6, 0):
-        restore_numpy_bool()
-    if not blender_addon.online_access():
-        # Running a download script is the user's explicit request to go online (not saved to prefs).
-        bpy.context.preferences.system.use_online_access = True
 
     total = len(args.uuids)
     started = time.perf_counter()

@@ -75,16 +75,10 @@ def run(args: argparse.Namespace, staging: list[Path]) -> int:
         bpy.ops.wm.read_homefile(use_empty=True)  # no default cube, camera and light in the result
     output = (args.output or (Path(opened) if opened else Path("triverse-generate.blend"))).resolve()
     batch_import.check_output(output)
-    addon = batch_import.load_addon(staging)
+    addon = batch_import.prepare_addon(staging)
     batch = importlib.import_module(addon.__name__ + ".blender.generate.batch")
     generation = importlib.import_module(addon.__name__ + ".service.generation_request")
     errors = importlib.import_module(addon.__name__ + ".service.errors")
-    blender_addon = importlib.import_module(addon.__name__ + ".blender.common.addon")
-    if bpy.app.version < (3, 6, 0):
-        batch_import.restore_numpy_bool()
-    if not blender_addon.online_access():
-        # Running a generation script is the user's explicit request to go online (not saved to prefs).
-        bpy.context.preferences.system.use_online_access = True
 
     requests = [
         generation.GenerationRequest(

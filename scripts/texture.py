@@ -116,17 +116,11 @@ def run(args: argparse.Namespace, staging: list[Path]) -> int:
     opened = bpy.data.filepath
     output = (args.output or (Path(opened) if opened else Path("triverse-texture.blend"))).resolve()
     batch_import.check_output(output)
-    addon = batch_import.load_addon(staging)
+    addon = batch_import.prepare_addon(staging)
     batch = importlib.import_module(addon.__name__ + ".blender.scene_tools.batch")
     export = importlib.import_module(addon.__name__ + ".blender.scene_tools.export")
     scene_request = importlib.import_module(addon.__name__ + ".service.scene_request")
     errors = importlib.import_module(addon.__name__ + ".service.errors")
-    blender_addon = importlib.import_module(addon.__name__ + ".blender.common.addon")
-    if bpy.app.version < (3, 6, 0):
-        batch_import.restore_numpy_bool()
-    if not blender_addon.online_access():
-        # Running the script is the user's explicit request to go online (not saved to prefs).
-        bpy.context.preferences.system.use_online_access = True
 
     where = f"collection {args.collection!r}" if args.collection else "the objects named"
     try:
